@@ -134,8 +134,7 @@ _BY_CODE: dict[str, type[ConveyorError]] = {
 
 #: Wire-level subclasses that share a code with their parent, told apart by ``kind``.
 _BY_KIND: dict[str, type[ConveyorError]] = {
-    cls.__name__: cls
-    for cls in (ExperimentNotFound, RunNotFound, ArtifactNotFound)
+    cls.__name__: cls for cls in (ExperimentNotFound, RunNotFound, ArtifactNotFound)
 }
 
 

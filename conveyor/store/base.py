@@ -33,6 +33,10 @@ from conveyor.store.entities import (
 
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
+#: Where runs put artifacts when their experiment has no explicit location. MLflow clients
+#: treat this scheme as "upload through the tracking server", which is what lets Conveyor
+#: hash and index every file they log.
+MANAGED_ARTIFACT_SCHEME = "mlflow-artifacts:"
 
 
 def now_ms() -> int:
@@ -120,7 +124,13 @@ class TrackingStore(ABC):
         started = now_ms() if start_time is None else v.check_timestamp(start_time, "start_time")
         if run_name is not None and not isinstance(run_name, str):
             raise InvalidInput(f"Invalid value {run_name!r} for parameter 'run_name': must be a string")
-        return self._create_run(v.check_experiment_id(experiment_id), str(user_id or ""), started, checked_tags, run_name)
+        return self._create_run(
+            v.check_experiment_id(experiment_id),
+            str(user_id or ""),
+            started,
+            checked_tags,
+            run_name,
+        )
 
     def get_run(self, run_id: str) -> Run:
         """Return the run with its params, latest metrics, tags and inputs, deleted ones included."""
@@ -170,6 +180,13 @@ class TrackingStore(ABC):
         checked_tags = [v.check_tag(t) for t in tags]
         self._log_batch(v.check_run_id(run_id), checked_metrics, checked_params, checked_tags)
 
+    def log_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
+        """Log many metric points at once, beyond MLflow's 1,000 per batch; atomic like ``log_batch``."""
+        if len(metrics) > v.MAX_BULK_METRICS:
+            raise InvalidInput(f"At most {v.MAX_BULK_METRICS} metric points per call, got {len(metrics)}")
+        checked = [v.check_metric(m) for m in metrics]
+        self._log_batch(v.check_run_id(run_id), checked, [], [])
+
     def log_metric(self, run_id: str, metric: Metric) -> None:
         self.log_batch(run_id, metrics=[metric])
 
@@ -199,7 +216,9 @@ class TrackingStore(ABC):
         """All points of one metric ordered by step then timestamp; unpaged when ``max_results`` is None."""
         if max_results is not None:
             v.check_max_results(max_results, 10**9)
-        return self._get_metric_history(v.check_run_id(run_id), v.check_key(key, "metric"), max_results, page_token)
+        return self._get_metric_history(
+            v.check_run_id(run_id), v.check_key(key, "metric"), max_results, page_token
+        )
 
     def search_runs(
         self,
@@ -215,7 +234,12 @@ class TrackingStore(ABC):
         ids = [v.check_experiment_id(e) for e in experiment_ids]
         v.check_max_results(max_results, v.MAX_SEARCH_RESULTS)
         return self._search_runs(
-            ids, filter_string or "", ViewType(run_view_type), max_results, list(order_by or []), page_token
+            ids,
+            filter_string or "",
+            ViewType(run_view_type),
+            max_results,
+            list(order_by or []),
+            page_token,
         )
 
     def count_runs(
@@ -305,7 +329,12 @@ class TrackingStore(ABC):
 
     @abstractmethod
     def _search_experiments(
-        self, view_type: ViewType, filter_string: str, order_by: list[str], max_results: int, page_token: str | None
+        self,
+        view_type: ViewType,
+        filter_string: str,
+        order_by: list[str],
+        max_results: int,
+        page_token: str | None,
     ) -> Page[Experiment]: ...
 
     @abstractmethod
@@ -325,7 +354,12 @@ class TrackingStore(ABC):
 
     @abstractmethod
     def _create_run(
-        self, experiment_id: str, user_id: str, start_time: int, tags: list[Tag], run_name: str | None
+        self,
+        experiment_id: str,
+        user_id: str,
+        start_time: int,
+        tags: list[Tag],
+        run_name: str | None,
     ) -> Run: ...
 
     @abstractmethod
@@ -343,7 +377,9 @@ class TrackingStore(ABC):
     def _restore_run(self, run_id: str) -> None: ...
 
     @abstractmethod
-    def _log_batch(self, run_id: str, metrics: list[Metric], params: list[Param], tags: list[Tag]) -> None: ...
+    def _log_batch(
+        self, run_id: str, metrics: list[Metric], params: list[Param], tags: list[Tag]
+    ) -> None: ...
 
     @abstractmethod
     def _delete_tag(self, run_id: str, key: str) -> None: ...

@@ -69,9 +69,11 @@ class Metric:
     def same_point(self, other: Metric) -> bool:
         """Equality that treats NaN as equal to NaN, for comparing stored points."""
         both_nan = math.isnan(self.value) and math.isnan(other.value)
-        return (self.key, self.timestamp, self.step) == (other.key, other.timestamp, other.step) and (
-            both_nan or self.value == other.value
-        )
+        return (self.key, self.timestamp, self.step) == (
+            other.key,
+            other.timestamp,
+            other.step,
+        ) and (both_nan or self.value == other.value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,8 @@ MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_PER_BATCH = 100
 MAX_TAGS_PER_BATCH = 100
 MAX_ENTITIES_PER_BATCH = 1000
+#: Conveyor's own clients may send this many metric points in one call.
+MAX_BULK_METRICS = 100_000
 MAX_DATASET_NAME_LENGTH = 500
 MAX_DATASET_DIGEST_LENGTH = 64
 MAX_DATASET_SOURCE_LENGTH = 65535
@@ -103,9 +105,7 @@ def check_metric(metric: Metric) -> Metric:
     check_key(metric.key, "metric")
     value = metric.value
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInput(
-            f"Invalid value {value!r} for metric {metric.key!r}: must be a number"
-        )
+        raise InvalidInput(f"Invalid value {value!r} for metric {metric.key!r}: must be a number")
     check_timestamp(metric.timestamp, "timestamp")
     step = metric.step
     if isinstance(step, bool) or not isinstance(step, int) or abs(step) > INT64_MAX:
@@ -150,9 +150,7 @@ def check_batch(metrics: Sequence[Metric], params: Sequence[Param], tags: Sequen
     seen: dict[str, str] = {}
     for param in params:
         if param.key in seen and seen[param.key] != param.value:
-            raise InvalidInput(
-                f"Duplicate parameter key {param.key!r} with different values in one batch"
-            )
+            raise InvalidInput(f"Duplicate parameter key {param.key!r} with different values in one batch")
         seen[param.key] = param.value
 
 

@@ -172,7 +172,12 @@ logged_models = Table(
 logged_model_tags = Table(
     "logged_model_tags",
     metadata,
-    Column("model_id", String(64), ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "model_id",
+        String(64),
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
 )
@@ -180,7 +185,12 @@ logged_model_tags = Table(
 logged_model_params = Table(
     "logged_model_params",
     metadata,
-    Column("model_id", String(64), ForeignKey("logged_models.model_id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "model_id",
+        String(64),
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
 )

@@ -1,0 +1,57 @@
+"""One typed settings object, read once at the edge (CLI, server start) and passed down.
+
+Precedence: command-line flag > ``CONVEYOR_*`` environment variable > default. Nothing in
+the package reads the environment anywhere else.
+
+``CONVEYOR_HOME`` defaults to ``./.conveyor`` — a folder in the project you run from,
+like a virtual environment, so two projects on one laptop never share a store by
+accident. Set it to ``~/.conveyor`` to share one store across projects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from conveyor.store.sql.engine import mask_url
+
+
+class Settings(BaseSettings):
+    """Where the metadata and the artifacts live, and how the server listens."""
+
+    model_config = SettingsConfigDict(env_prefix="CONVEYOR_", extra="ignore")
+
+    #: Data directory for the embedded defaults (SQLite file, artifact folder).
+    home: Path = Path(".conveyor")
+    #: SQLAlchemy URL of the metadata store; default ``sqlite:///<home>/conveyor.db``.
+    database_url: SecretStr | None = None
+    #: fsspec URI of the artifact root (``az://container/prefix``, ``s3://…``); default ``<home>/artifacts``.
+    artifact_root: str | None = None
+    #: Extra fsspec options for the artifact root, as JSON (e.g. ``{"connection_string": "…"}``).
+    artifact_storage_options: dict[str, str] = Field(default_factory=dict)
+    #: Client side: a server URL (``http://host:port``) or a database URL; default: the local store.
+    tracking_uri: str | None = None
+    #: Apply pending schema migrations when the store opens (off: ``conveyor db upgrade`` is required).
+    auto_upgrade: bool = True
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = 1
+
+    def resolved_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.home / 'conveyor.db').resolve()}"
+
+    def resolved_artifact_root(self) -> str:
+        return self.artifact_root or str((self.home / "artifacts").resolve())
+
+    def describe(self) -> dict[str, str]:
+        """Settings fit to print: the database password masked."""
+        return {
+            "home": str(self.home.resolve()),
+            "database_url": mask_url(self.resolved_database_url()),
+            "artifact_root": self.resolved_artifact_root(),
+            "tracking_uri": self.tracking_uri or "(local store)",
+        }

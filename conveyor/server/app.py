@@ -1,0 +1,47 @@
+"""Builds the ASGI application: one service layer, one router module per API.
+
+The server depends on capabilities (``conveyor.tracking``), never the reverse; routers
+translate HTTP to service calls and back and never touch SQL or fsspec.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse, PlainTextResponse
+
+from conveyor._version import __version__
+from conveyor.config import Settings
+from conveyor.server.errors import install_error_handlers
+from conveyor.tracking.service import TrackingService
+
+
+def create_app(settings: Settings | None = None, service: TrackingService | None = None) -> FastAPI:
+    """The Conveyor server app; pass ``service`` to serve stores built elsewhere (tests, embedding)."""
+    from conveyor.server import mlflow_api, native
+
+    service = service or TrackingService.from_settings(settings or Settings())
+    app = FastAPI(
+        title="Conveyor",
+        version=__version__,
+        description="Experiment tracking with an MLflow-compatible API.",
+        default_response_class=ORJSONResponse,
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    app.include_router(native.build_router(service))
+    app.include_router(mlflow_api.build_router(service))
+
+    @app.get("/health", response_class=PlainTextResponse, include_in_schema=False)
+    def health() -> str:
+        return "OK"
+
+    @app.get("/version", response_class=PlainTextResponse, include_in_schema=False)
+    def version() -> str:
+        return __version__
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for ``uvicorn --factory`` so every worker process builds its own app from the environment."""
+    return create_app(Settings())
