@@ -55,7 +55,7 @@ def check_key(key: object, kind: str) -> str:
             f"Invalid {kind} key {key!r}: names may only contain alphanumerics, underscores (_), "
             "dashes (-), periods (.), spaces ( ), and slashes (/)"
         )
-    if posixpath.normpath(key) != key or key.startswith("/"):
+    if key.startswith("/") or posixpath.normpath(key) != key or ".." in key.split("/"):
         raise InvalidInput(f"Invalid {kind} key {key!r}: must be a normalized relative path")
     return key
 

@@ -24,6 +24,7 @@ import shutil
 import socket
 import subprocess
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,11 +78,9 @@ class AzuriteHandle:
         from azure.core.exceptions import ResourceExistsError
         from azure.storage.blob import BlobServiceClient
 
-        with BlobServiceClient.from_connection_string(self.connection_string) as client:
-            try:
-                client.create_container(name)
-            except ResourceExistsError:
-                pass
+        client = BlobServiceClient.from_connection_string(self.connection_string)
+        with client, suppress(ResourceExistsError):
+            client.create_container(name)
 
     def stop(self) -> None:
         """Terminate Azurite, killing it if it does not exit within a few seconds."""
