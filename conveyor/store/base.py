@@ -175,7 +175,7 @@ class TrackingStore(ABC):
         timestamp and value) is not duplicated, so a retried batch is harmless.
         """
         v.check_batch(metrics, params, tags)
-        checked_metrics = [v.check_metric(m) for m in metrics]
+        checked_metrics = v.check_metrics(metrics)
         checked_params = [v.check_param(p) for p in params]
         checked_tags = [v.check_tag(t) for t in tags]
         self._log_batch(v.check_run_id(run_id), checked_metrics, checked_params, checked_tags)
@@ -184,7 +184,7 @@ class TrackingStore(ABC):
         """Log many metric points at once, beyond MLflow's 1,000 per batch; atomic like ``log_batch``."""
         if len(metrics) > v.MAX_BULK_METRICS:
             raise InvalidInput(f"At most {v.MAX_BULK_METRICS} metric points per call, got {len(metrics)}")
-        checked = [v.check_metric(m) for m in metrics]
+        checked = v.check_metrics(metrics)
         self._log_batch(v.check_run_id(run_id), checked, [], [])
 
     def log_metric(self, run_id: str, metric: Metric) -> None:

@@ -5,7 +5,6 @@ Each check raises :class:`~conveyor.errors.InvalidInput` naming the field and th
 
 from __future__ import annotations
 
-import math
 import posixpath
 import re
 from collections.abc import Sequence
@@ -103,18 +102,27 @@ def check_timestamp(value: object, field: str) -> int:
 
 def check_metric(metric: Metric) -> Metric:
     check_key(metric.key, "metric")
-    value = metric.value
+    return _check_metric_fields(metric)
+
+
+def check_metrics(metrics: Sequence[Metric]) -> list[Metric]:
+    """Check many points, each distinct key once: batches repeat a few keys thousands of times."""
+    for key in {m.key for m in metrics}:
+        check_key(key, "metric")
+    return [_check_metric_fields(m) for m in metrics]
+
+
+def _check_metric_fields(metric: Metric) -> Metric:
+    value, step, stamp = metric.value, metric.step, metric.timestamp
+    exact_types = type(value) is float and type(step) is int and type(stamp) is int
+    if exact_types and -INT64_MAX <= step <= INT64_MAX and 0 <= stamp <= INT64_MAX:
+        return metric
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput(f"Invalid value {value!r} for metric {metric.key!r}: must be a number")
-    check_timestamp(metric.timestamp, "timestamp")
-    step = metric.step
+    check_timestamp(stamp, "timestamp")
     if isinstance(step, bool) or not isinstance(step, int) or abs(step) > INT64_MAX:
         raise InvalidInput(f"Invalid value {step!r} for parameter 'step': must be an int64")
-    if isinstance(value, int):
-        return Metric(metric.key, float(value), metric.timestamp, step)
-    if math.isnan(value):
-        return Metric(metric.key, math.nan, metric.timestamp, step)
-    return metric
+    return Metric(metric.key, float(value), stamp, step)
 
 
 def check_param(param: Param) -> Param:

@@ -98,7 +98,11 @@ def endpoints(ctx: Context) -> list[Endpoint]:
             {"name": "string", "artifact_location": "string", "tags": "object[]"},
         ),
         Endpoint(
-            "GET", "/mlflow/experiments/get", get_experiment, "Get an experiment by id", {"experiment_id": "string"}
+            "GET",
+            "/mlflow/experiments/get",
+            get_experiment,
+            "Get an experiment by id",
+            {"experiment_id": "string"},
         ),
         Endpoint(
             "GET",
@@ -107,8 +111,12 @@ def endpoints(ctx: Context) -> list[Endpoint]:
             "Get an experiment by name",
             {"experiment_name": "string"},
         ),
-        Endpoint("POST", "/mlflow/experiments/search", search_experiments, "Search experiments", search_fields),
-        Endpoint("GET", "/mlflow/experiments/search", search_experiments, "Search experiments", search_fields),
+        Endpoint(
+            "POST", "/mlflow/experiments/search", search_experiments, "Search experiments", search_fields
+        ),
+        Endpoint(
+            "GET", "/mlflow/experiments/search", search_experiments, "Search experiments", search_fields
+        ),
         Endpoint(
             "POST",
             "/mlflow/experiments/update",

@@ -25,7 +25,9 @@ def _status(f: Fields) -> RunStatus | None:
         return RunStatus(text)
     except ValueError:
         allowed = ", ".join(s.value for s in RunStatus)
-        raise InvalidInput(f"Invalid value {value!r} for parameter 'status' supplied: use one of {allowed}.") from None
+        raise InvalidInput(
+            f"Invalid value {value!r} for parameter 'status' supplied: use one of {allowed}."
+        ) from None
 
 
 def endpoints(ctx: Context) -> list[Endpoint]:

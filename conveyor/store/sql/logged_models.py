@@ -358,7 +358,9 @@ def _insert_params(conn: Connection, model_id: str, params: dict[str, str]) -> N
     table = s.logged_model_params
     existing = dict(
         conn.execute(
-            select(table.c.key, table.c.value).where(table.c.model_id == model_id, table.c.key.in_(list(params)))
+            select(table.c.key, table.c.value).where(
+                table.c.model_id == model_id, table.c.key.in_(list(params))
+            )
         ).all()
     )
     for key, old in existing.items():

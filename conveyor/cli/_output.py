@@ -1,0 +1,116 @@
+"""Rendering shared by the commands: rich tables for people, ``--json`` for scripts.
+
+JSON output is one object per command (``{"runs": [...]}``, ``{"experiments": [...]}``),
+so fields can be added without breaking a parser. Times stay integer milliseconds since
+the epoch, as everywhere in Conveyor; NaN and infinite metric values are written as the
+strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (protobuf's JSON mapping, which
+MLflow's REST API uses too), so the output is strict JSON that any parser accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from conveyor.store.entities import DatasetInput, Experiment, Metric, Run
+
+
+def console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def emit_json(data: Any) -> None:
+    typer.echo(json.dumps(_strict(data), indent=2, allow_nan=False))
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    from rich.table import Table
+
+    grid = Table(title=title, title_justify="left", title_style="bold")
+    for column in columns:
+        grid.add_column(column, overflow="fold")
+    for row in rows:
+        grid.add_row(*("" if cell is None else str(cell) for cell in row))
+    console().print(grid)
+
+
+def when(ms: int | None) -> str:
+    """A timestamp in milliseconds as local time, to the second."""
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+# -- entities as JSON ---------------------------------------------------------------------
+
+
+def experiment_json(experiment: Experiment) -> dict[str, Any]:
+    return {
+        "experiment_id": experiment.experiment_id,
+        "name": experiment.name,
+        "artifact_location": experiment.artifact_location,
+        "lifecycle_stage": str(experiment.lifecycle_stage),
+        "creation_time": experiment.creation_time,
+        "last_update_time": experiment.last_update_time,
+        "tags": dict(experiment.tags),
+    }
+
+
+def metric_json(metric: Metric) -> dict[str, Any]:
+    return {"value": metric.value, "step": metric.step, "timestamp": metric.timestamp}
+
+
+def input_json(item: DatasetInput) -> dict[str, Any]:
+    ds = item.dataset
+    return {
+        "name": ds.name,
+        "digest": ds.digest,
+        "source_type": ds.source_type,
+        "source": ds.source,
+        "schema": ds.schema,
+        "profile": ds.profile,
+        "tags": dict(item.tags),
+    }
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    info = run.info
+    return {
+        "run_id": info.run_id,
+        "experiment_id": info.experiment_id,
+        "run_name": info.run_name,
+        "user_id": info.user_id,
+        "status": str(info.status),
+        "start_time": info.start_time,
+        "end_time": info.end_time,
+        "artifact_uri": info.artifact_uri,
+        "lifecycle_stage": str(info.lifecycle_stage),
+        "params": dict(run.params),
+        "metrics": {key: metric_json(m) for key, m in run.metrics.items()},
+        "tags": dict(run.tags),
+        "inputs": [input_json(i) for i in run.inputs],
+    }

@@ -1,0 +1,92 @@
+"""``conveyor server``: run the tracking server with uvicorn.
+
+Workers are separate processes, each building its app from the environment through
+:func:`conveyor.server.app.app_from_environment`. So the flags are written into the
+``CONVEYOR_*`` variables before uvicorn starts: every worker then reads the same
+settings, and a flag beats a variable the user had set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from conveyor.cli._common import ensure_home, load_settings
+from conveyor.cli._output import console
+
+#: What uvicorn imports in each worker (``--factory``: called with no arguments).
+APP_FACTORY = "conveyor.server.app:app_from_environment"
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind; env CONVEYOR_HOST, default 127.0.0.1.")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port; env CONVEYOR_PORT, default 5000.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes; env CONVEYOR_WORKERS, default 1.")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL of the metadata store; env CONVEYOR_DATABASE_URL, "
+            "default sqlite:///<home>/conveyor.db."
+        ),
+    ] = None,
+    artifact_root: Annotated[
+        str | None,
+        typer.Option(
+            help="Artifact root (a folder, az://container/prefix, s3://bucket/prefix); "
+            "env CONVEYOR_ARTIFACT_ROOT, default <home>/artifacts."
+        ),
+    ] = None,
+    home: Annotated[
+        Path | None,
+        typer.Option(help="Data folder for the local defaults; env CONVEYOR_HOME, default ./.conveyor."),
+    ] = None,
+) -> None:
+    """Run the tracking server (Conveyor's API and the MLflow-compatible API)."""
+    flags = {
+        "CONVEYOR_HOST": host,
+        "CONVEYOR_PORT": port,
+        "CONVEYOR_WORKERS": workers,
+        "CONVEYOR_DATABASE_URL": database_url,
+        "CONVEYOR_ARTIFACT_ROOT": artifact_root,
+        # Absolute, so that every worker agrees on it whatever it does with its cwd.
+        "CONVEYOR_HOME": home.expanduser().resolve() if home is not None else None,
+    }
+    for name, value in flags.items():
+        if value is not None:
+            os.environ[name] = str(value)
+    settings = load_settings()
+    ensure_home(settings)
+
+    # Open the store once here, before any worker exists, so that a fresh database is
+    # migrated by one process (and an outdated one with auto-upgrade off fails here, once,
+    # with the `conveyor db upgrade` hint, instead of in every worker).
+    from conveyor.store import open_store
+
+    open_store(settings.resolved_database_url(), upgrade=settings.auto_upgrade).close()
+
+    url = f"http://{settings.host}:{settings.port}"
+    where = settings.describe()
+    out = console()
+    out.print(f"[bold]Conveyor server[/bold] on {url}  ({settings.workers} worker(s))")
+    out.print(f"  metadata:  {where['database_url']}", markup=False)
+    out.print(f"  artifacts: {where['artifact_root']}", markup=False)
+    out.print(f"  clients:   CONVEYOR_TRACKING_URI={url}  or  MLFLOW_TRACKING_URI={url}", markup=False)
+
+    import uvicorn
+
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+    )
