@@ -51,7 +51,7 @@ class _ConveyorGroup(TyperGroup):
         except ConveyorError as exc:
             err = console(stderr=True)
             err.print(f"[bold red]{exc.headline}[/bold red]", highlight=False)
-            err.print(exc.message, markup=False, highlight=False)
+            err.print(exc.message, markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_CONVEYOR_ERROR) from None
         except Exception:
             err = console(stderr=True)
@@ -60,6 +60,7 @@ class _ConveyorGroup(TyperGroup):
             err.print(
                 f"This is a bug in Conveyor {__version__}; please report it with the traceback above.",
                 markup=False,
+                soft_wrap=True,
             )
             raise typer.Exit(EXIT_INTERNAL_ERROR) from None
 

@@ -79,7 +79,8 @@ def database_url(tracking_uri: str | None, command: str) -> tuple[Settings, str]
     if is_server_uri(uri):
         raise InvalidInput(
             f"`conveyor {command}` works on the database itself, not through a server ({uri}). "
-            "Run it where the data lives, with --tracking-uri or CONVEYOR_DATABASE_URL set to the database URL."
+            "Run it where the data lives, with --tracking-uri or CONVEYOR_DATABASE_URL "
+            "set to the database URL."
         )
     if uri:
         return settings, uri

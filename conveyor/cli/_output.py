@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -43,12 +43,19 @@ def _strict(value: Any) -> Any:
     return value
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    no_wrap: Collection[str] = ("Run ID", "ID"),
+) -> None:
+    """A table on stdout; columns named in ``no_wrap`` (ids) are never folded."""
     from rich.table import Table
 
     grid = Table(title=title, title_justify="left", title_style="bold")
     for column in columns:
-        grid.add_column(column, overflow="fold")
+        grid.add_column(column, overflow="fold", no_wrap=column in no_wrap)
     for row in rows:
         grid.add_row(*("" if cell is None else str(cell) for cell in row))
     console().print(grid)

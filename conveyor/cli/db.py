@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -33,7 +34,9 @@ def _engine(url: str) -> Iterator[Engine]:
     try:
         backend = make_url(url).get_backend_name()
     except sa_exc.ArgumentError:
-        raise InvalidInput(f"{mask_url(url)} is not a database URL (sqlite:///… or postgresql+psycopg://…)")
+        raise InvalidInput(
+            f"{mask_url(url)} is not a database URL (sqlite:///… or postgresql+psycopg://…)"
+        ) from None
     if backend not in ("sqlite", "postgresql"):
         raise InvalidInput(f"Unsupported database {mask_url(url)}: Conveyor runs on SQLite and PostgreSQL")
     try:
@@ -50,6 +53,23 @@ def _engine(url: str) -> Iterator[Engine]:
         reader.dispose()
 
 
+def _missing_sqlite_file(url: str) -> bool:
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy import make_url
+
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError:
+        return False
+    database = parsed.database
+    return (
+        parsed.get_backend_name() == "sqlite"
+        and bool(database)
+        and database != ":memory:"
+        and not Path(database).exists()
+    )
+
+
 @app.command("upgrade")
 def upgrade(tracking_uri: TrackingUri = None, as_json: JsonFlag = False) -> None:
     """Migrate the schema to the revision this version of Conveyor needs."""
@@ -62,7 +82,9 @@ def upgrade(tracking_uri: TrackingUri = None, as_json: JsonFlag = False) -> None
             before = migrations.current_revision(conn)
         after = migrations.upgrade_to_head(engine, url)
     if as_json:
-        out.emit_json({"database_url": mask_url(url), "from": before, "to": after, "changed": before != after})
+        out.emit_json(
+            {"database_url": mask_url(url), "from": before, "to": after, "changed": before != after}
+        )
     elif before == after:
         typer.echo(f"{mask_url(url)} is already at the head revision {after}; nothing to do.")
     else:
@@ -76,8 +98,10 @@ def current(tracking_uri: TrackingUri = None, as_json: JsonFlag = False) -> None
     from conveyor.store.sql.engine import mask_url
 
     _, url = database_url(tracking_uri, "db current")
-    with _engine(url) as engine, engine.connect() as conn:
-        revision = migrations.current_revision(conn)
+    revision = None
+    if not _missing_sqlite_file(url):  # connecting would create an empty file
+        with _engine(url) as engine, engine.connect() as conn:
+            revision = migrations.current_revision(conn)
     head = migrations.head_revision()
     if as_json:
         out.emit_json(

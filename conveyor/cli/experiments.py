@@ -75,4 +75,6 @@ def delete_experiment(
     """Soft-delete an experiment and its runs (`conveyor gc` removes the runs for good)."""
     with open_client(tracking_uri) as client:
         client.delete_experiment(experiment_id)
-    typer.echo(f"Deleted experiment {experiment_id} and its runs (soft delete; `conveyor gc` purges the runs)")
+    typer.echo(
+        f"Deleted experiment {experiment_id} and its runs (soft delete; `conveyor gc` removes the runs)"
+    )

@@ -36,7 +36,7 @@ def list_runs(
         typer.Option(
             "--filter",
             "-f",
-            help="Search filter, e.g. 'metrics.acc > 0.9 OR params.model IN (\"rf\", \"lr\")'.",
+            help='Search filter, e.g. \'metrics.acc > 0.9 OR params.model IN ("rf", "lr")\'.',
         ),
     ] = None,
     order_by: Annotated[
@@ -78,6 +78,7 @@ def list_runs(
             )
             for r in found
         ),
+        no_wrap=("Run ID", "Status", "Started"),
     )
     if total > len(found):
         out.console().print(f"Showing {len(found)} of {total} runs; raise --max-results to see more.")
@@ -127,10 +128,7 @@ def _render_run(run: Run) -> None:
         out.table(
             "Metrics (latest)",
             ["Key", "Value", "Step", "Logged"],
-            (
-                (k, out.number(m.value), m.step, out.when(m.timestamp))
-                for k, m in sorted(run.metrics.items())
-            ),
+            ((k, out.number(m.value), m.step, out.when(m.timestamp)) for k, m in sorted(run.metrics.items())),
         )
     if run.tags:
         out.table("Tags", ["Key", "Value"], sorted(run.tags.items()))

@@ -76,6 +76,7 @@ def serve(
     url = f"http://{settings.host}:{settings.port}"
     where = settings.describe()
     out = console()
+    out.soft_wrap = True
     out.print(f"[bold]Conveyor server[/bold] on {url}  ({settings.workers} worker(s))")
     out.print(f"  metadata:  {where['database_url']}", markup=False)
     out.print(f"  artifacts: {where['artifact_root']}", markup=False)

@@ -130,21 +130,13 @@ _OPS: dict[_Kind, tuple[Op, ...]] = {
     _Kind.ID: (Op.EQ, Op.NE, Op.IN, Op.NOT_IN),
 }
 
+#: Identifier prefixes, exactly MLflow's aliases.
 _PREFIXES: dict[str, Entity] = {
-    "metric": Entity.METRIC,
-    "metrics": Entity.METRIC,
-    "param": Entity.PARAM,
-    "params": Entity.PARAM,
-    "parameter": Entity.PARAM,
-    "parameters": Entity.PARAM,
-    "tag": Entity.TAG,
-    "tags": Entity.TAG,
-    "attribute": Entity.ATTRIBUTE,
-    "attributes": Entity.ATTRIBUTE,
-    "attr": Entity.ATTRIBUTE,
-    "run": Entity.ATTRIBUTE,
-    "dataset": Entity.DATASET,
-    "datasets": Entity.DATASET,
+    **dict.fromkeys(("metric", "metrics"), Entity.METRIC),
+    **dict.fromkeys(("param", "params", "parameter", "parameters"), Entity.PARAM),
+    **dict.fromkeys(("tag", "tags"), Entity.TAG),
+    **dict.fromkeys(("attribute", "attributes", "attr", "run"), Entity.ATTRIBUTE),
+    **dict.fromkeys(("dataset", "datasets"), Entity.DATASET),
 }
 
 
@@ -153,6 +145,7 @@ class _Grammar:
     """What one kind of search (runs, experiments) accepts."""
 
     what: str
+    #: Entities allowed in filters, with their value kind (attributes: see ``attributes``).
     entities: Mapping[Entity, _Kind]
     attributes: Mapping[str, _Kind]
     aliases: Mapping[str, str]
@@ -177,10 +170,7 @@ _RUNS = _Grammar(
     what="run",
     entities={
         Entity.METRIC: _Kind.NUMBER,
-        Entity.PARAM: _Kind.STRING,
-        Entity.TAG: _Kind.STRING,
-        Entity.ATTRIBUTE: _Kind.STRING,
-        Entity.DATASET: _Kind.STRING,
+        **dict.fromkeys((Entity.PARAM, Entity.TAG, Entity.ATTRIBUTE, Entity.DATASET), _Kind.STRING),
     },
     attributes=_RUN_ATTRIBUTES,
     aliases={
@@ -258,6 +248,17 @@ class _Token:
         return "the end of the input" if self.kind == "end" else repr(self.text)
 
 
+#: Longest filter echoed back in an error message; positions still count in the full text.
+_ECHO_LIMIT = 200
+
+
+def _invalid(context: str, text: str, message: str, pos: int, hint: str = "") -> InvalidInput:
+    """``Invalid filter '<text>': <what> at position <n>; <how to fix>``."""
+    shown = text if len(text) <= _ECHO_LIMIT else text[:_ECHO_LIMIT] + "..."
+    full = f"Invalid {context} {shown!r}: {message} at position {pos}"
+    return InvalidInput(f"{full}; {hint}" if hint else full)
+
+
 def _tokenize(text: str, context: str) -> list[_Token]:
     tokens: list[_Token] = []
     pos = 0
@@ -266,11 +267,9 @@ def _tokenize(text: str, context: str) -> list[_Token]:
         if match is None:
             char = text[pos]
             if char in "'\"`":
-                raise InvalidInput(
-                    f"Invalid {context} {text!r}: unterminated {char}-quoted text at position "
-                    f"{pos}; close it with {char} (double it to include it in the text)"
-                )
-            raise InvalidInput(f"Invalid {context} {text!r}: unexpected character {char!r} at position {pos}")
+                hint = f"close it with {char} (double it to include it in the text)"
+                raise _invalid(context, text, f"unterminated {char}-quoted text", pos, hint)
+            raise _invalid(context, text, f"unexpected character {char!r}", pos)
         kind = match.lastgroup or ""
         if kind != "ws":
             tokens.append(_Token(kind, match.group(), pos))
@@ -321,8 +320,7 @@ class _Parser:
         return self.error(message, (token or self.current).pos, hint)
 
     def error(self, message: str, pos: int, hint: str = "") -> InvalidInput:
-        text = f"Invalid {self.context} {self.text!r}: {message} at position {pos}"
-        return InvalidInput(f"{text}; {hint}" if hint else text)
+        return _invalid(self.context, self.text, message, pos, hint)
 
     def expect_end(self) -> None:
         if self.current.kind != "end":

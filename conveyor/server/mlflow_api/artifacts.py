@@ -26,9 +26,10 @@ from conveyor.tracking.service import FileInfo
 
 #: Served as ``text/plain`` whatever their registered type, as MLflow does, so browsers
 #: show configs, logs and MLmodel files instead of running or downloading them.
+_CONFIG_EXTENSIONS = ("cfg", "conf", "cnf", "cf", "ini", "properties", "prop", "hocon", "toml", "yaml", "yml")
+_CODE_EXTENSIONS = ("xml", "json", "js", "py", "py3", "csv", "tsv", "md", "rst", "ipynb")
 _TEXT_EXTENSIONS = frozenset(
-    "txt log err cfg conf cnf cf ini properties prop hocon toml yaml yml xml json js py py3 "
-    "csv tsv md rst ipynb MLmodel MLproject".split()
+    ("txt", "log", "err", "MLmodel", "MLproject", *_CONFIG_EXTENSIONS, *_CODE_EXTENSIONS)
 )
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
@@ -122,7 +123,9 @@ def endpoints(ctx: Context) -> list[Endpoint]:
             {"run_id": "string", "path": "string", "page_token": "string"},
         ),
         Endpoint("PUT", proxied, upload_artifact, "Upload one artifact file (streamed request body)"),
-        Endpoint("GET", proxied, download_artifact, "Download one artifact file, verified against its SHA-256"),
+        Endpoint(
+            "GET", proxied, download_artifact, "Download one artifact file, verified against its SHA-256"
+        ),
         Endpoint("DELETE", proxied, delete_artifact, "Delete an artifact file or folder"),
         Endpoint(
             "GET",

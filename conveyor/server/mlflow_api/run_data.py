@@ -125,7 +125,7 @@ def _model_json(text: str) -> dict[str, Any]:
     return model
 
 
-def endpoints(ctx: Context) -> list[Endpoint]:  # noqa: PLR0915 - one closure per endpoint
+def endpoints(ctx: Context) -> list[Endpoint]:
     store = ctx.service.store
 
     async def log_metric(request: Request) -> Response:

@@ -322,7 +322,7 @@ def number(value: float) -> float | str:
     """A double as protobuf JSON writes it: non-finite values become strings."""
     if value - value == 0:  # finite, and faster than math.isfinite on the hot path
         return value
-    if value != value:
+    if math.isnan(value):
         return "NaN"
     return "Infinity" if value > 0 else "-Infinity"
 

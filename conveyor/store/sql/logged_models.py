@@ -285,7 +285,8 @@ def _check_text(value: object, field_name: str) -> str:
         raise InvalidInput(f"Invalid logged model {field_name} {value!r}: must be a non-empty string")
     if len(value) > MAX_NAME_LENGTH:
         raise InvalidInput(
-            f"Logged model {field_name} is {len(value)} characters long, at most {MAX_NAME_LENGTH} are allowed"
+            f"Logged model {field_name} is {len(value)} characters long, "
+            f"at most {MAX_NAME_LENGTH} are allowed"
         )
     return value
 
@@ -500,7 +501,7 @@ def _matches(node: q.Node, model: LoggedModel) -> bool:
     return _compare(_value_of(model, node), node.op, expected)
 
 
-def _compare(actual: object, op: q.Op, expected: object) -> bool:  # noqa: PLR0911 - one branch per operator
+def _compare(actual: object, op: q.Op, expected: object) -> bool:
     if op is q.Op.IS_NULL:
         return actual is None
     if op is q.Op.IS_NOT_NULL:

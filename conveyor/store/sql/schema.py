@@ -85,6 +85,7 @@ params = Table(
     Column("run_id", IdType, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 tags = Table(
@@ -93,6 +94,7 @@ tags = Table(
     Column("run_id", IdType, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 metrics = Table(
@@ -117,6 +119,7 @@ latest_metrics = Table(
     Column("value", Float(precision=53), nullable=False),
     Column("is_nan", Boolean, nullable=False),
     Index("ix_latest_metrics_key_value", "key", "value"),
+    sqlite_with_rowid=False,
 )
 
 datasets = Table(

@@ -7,7 +7,9 @@ per dialect so callers stay dialect-blind:
 
 * ``LIKE`` is case-sensitive on both: PostgreSQL's ``LIKE`` already is, SQLite's is not
   (ASCII case is folded), so on SQLite the pattern is translated to ``GLOB``. A backslash
-  escapes ``%``, ``_`` and itself on both. ``ILIKE`` is ``lower(x) LIKE lower(pattern)``.
+  escapes ``%``, ``_`` and itself on both. ``ILIKE`` is ``lower(x) LIKE lower(pattern)``
+  (SQLite's ``lower`` folds ASCII only, so non-ASCII case differences match only on
+  PostgreSQL).
 * Strings sort by code point on both: SQLite compares bytes, PostgreSQL gets
   ``COLLATE "C"`` so a database created with a linguistic locale sorts the same way.
 
@@ -192,7 +194,10 @@ def _like(column: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
 
 
 def _ilike(column: ColumnElement[Any], pattern: str) -> ColumnElement[bool]:
-    return func.lower(column).like(_render_like(_like_parts(pattern.lower())), escape=_ESCAPE)
+    """Both sides folded by the database, so a value always matches itself; SQLite folds
+    only ASCII letters, PostgreSQL all of Unicode."""
+    rendered = literal(_render_like(_like_parts(pattern)))
+    return func.lower(column).like(func.lower(rendered), escape=_ESCAPE)
 
 
 # -- filters --------------------------------------------------------------------------------
@@ -317,9 +322,7 @@ def _run_order(query: Select[Any], keys: list[OrderKey]) -> Select[Any]:
             continue
         table = {Entity.METRIC: s.latest_metrics, Entity.PARAM: s.params, Entity.TAG: s.tags}[key.entity]
         joined = table.alias(f"order_{index}")
-        query = query.outerjoin(
-            joined, and_(joined.c.run_id == s.runs.c.id, joined.c.key == literal(key.key))
-        )
+        query = query.outerjoin(joined, and_(joined.c.run_id == s.runs.c.id, joined.c.key == key.key))
         if key.entity is Entity.METRIC:
             rank = case((joined.c.run_id.is_(None), 2), (joined.c.is_nan == true(), 1), else_=0)
             clauses.append(rank)

@@ -1,0 +1,115 @@
+"""``conveyor gc``: remove soft-deleted runs and their artifacts for good.
+
+Deleting a run (``conveyor runs delete``, the UI, an MLflow client) only marks it; this
+command is the one that frees the database rows and the artifact bytes. It works on the
+stores directly, never through a server, so it runs where the data lives.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from conveyor.cli import _output as out
+from conveyor.cli._common import JsonFlag, TrackingUri, open_service
+from conveyor.errors import ConveyorError, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from conveyor.store.entities import Run
+    from conveyor.tracking.service import TrackingService
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+_DURATION = re.compile(r"(?:\d+[smhdw])+")
+
+
+def parse_duration(text: str) -> int:
+    """``90s``, ``30m``, ``12h``, ``7d``, ``2w`` or sums such as ``1d12h``, in milliseconds."""
+    cleaned = text.strip().lower()
+    if not _DURATION.fullmatch(cleaned):
+        raise InvalidInput(
+            f"Invalid duration {text!r} for --older-than: use a number and a unit "
+            "(s, m, h, d, w), e.g. 7d, 12h or 1d12h"
+        )
+    seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in re.findall(r"(\d+)([smhdw])", cleaned))
+    return seconds * 1000
+
+
+def collect(
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            metavar="DURATION",
+            help="Only runs deleted at least this long ago, e.g. 7d, 12h, 1d12h. Default: every deleted run.",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Remove soft-deleted runs and their artifact files for good."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    cutoff = None if older_than is None else int(time.time() * 1000) - parse_duration(older_than)
+    with open_service(tracking_uri, "gc") as service:
+        # Describe the candidates first: once collected, they can no longer be read.
+        candidates: dict[str, tuple[Run, int]] = {}
+        for run_id in service.store.deleted_run_ids(cutoff):
+            try:
+                run = service.store.get_run(run_id)
+            except NotFound:
+                continue  # removed by a concurrent gc in the meantime
+            candidates[run_id] = (run, _artifact_files(service, run))
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} runs"),
+            TimeElapsedColumn(),
+            console=out.console(stderr=True),
+            transient=True,
+            disable=as_json or not candidates,
+        ) as progress:
+            task = progress.add_task("Removing deleted runs", total=len(candidates))
+            # The service removes artifacts before rows, so nothing is left orphaned in storage.
+            removed = service.collect_garbage(cutoff)
+            progress.update(task, completed=len(removed))
+
+    rows = [(run_id, *candidates.get(run_id, (None, 0))) for run_id in removed]
+    if as_json:
+        out.emit_json(
+            {
+                "removed": [
+                    {
+                        "run_id": run_id,
+                        "experiment_id": run.info.experiment_id if run else None,
+                        "run_name": run.info.run_name if run else None,
+                        "artifact_files": files,
+                    }
+                    for run_id, run, files in rows
+                ]
+            }
+        )
+        return
+    if not rows:
+        age = f" deleted more than {older_than} ago" if older_than else ""
+        typer.echo(f"Nothing to remove: no soft-deleted runs{age}.")
+        return
+    out.table(
+        f"Removed {len(rows)} run(s) for good",
+        ["Run ID", "Exp", "Name", "Artifact files"],
+        (
+            (run_id, run.info.experiment_id if run else "", run.info.run_name if run else "", files)
+            for run_id, run, files in rows
+        ),
+    )
+
+
+def _artifact_files(service: TrackingService, run: Run) -> int:
+    """How many indexed artifact files the run owns (0 for artifacts kept outside the root)."""
+    try:
+        root = service.run_artifact_root(run)
+    except ConveyorError:
+        return 0
+    return len(service.store.list_artifact_records(f"{root}/"))
