@@ -111,7 +111,9 @@ def start_mlflow(home: Path, timeout: float = 120.0) -> Server:
         "--workers",
         "1",
     ]
-    server = _launch("MLflow", home, command, {}, port)
+    # Its background job runner (GenAI jobs, a handful of queue consumers) does nothing for
+    # tracking and would compete for the CPUs with the server under test.
+    server = _launch("MLflow", home, command, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, port)
     try:
         _wait_for_health(server, timeout)
     except BaseException:

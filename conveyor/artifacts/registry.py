@@ -62,6 +62,9 @@ class SchemeSpec:
     unavailable_errors: tuple[str, ...] = ()
     #: Dotted names of exceptions meaning the credentials were refused.
     denied_errors: tuple[str, ...] = ()
+    #: Dotted names of exceptions meaning a path (or its container) does not exist, for
+    #: SDK errors the file system passes on without turning them into FileNotFoundError.
+    missing_errors: tuple[str, ...] = ()
 
 
 _AZURE = SchemeSpec(
@@ -73,6 +76,7 @@ _AZURE = SchemeSpec(
         "azure.core.exceptions.ServiceResponseError",
     ),
     denied_errors=("azure.core.exceptions.ClientAuthenticationError",),
+    missing_errors=("azure.core.exceptions.ResourceNotFoundError",),
 )
 
 _registry: dict[str, SchemeSpec] = {

@@ -12,6 +12,8 @@ input, unknown id, database down); it prints its bold ``headline`` and message a
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import traceback
 from typing import Annotated, Any
@@ -48,6 +50,12 @@ class _ConveyorGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # Typer's own control flow: --help, usage errors, explicit exits.
+        except BrokenPipeError:
+            # The reader went away (`conveyor runs list --json | head`): not a bug. Point
+            # stdout at /dev/null so the interpreter's final flush cannot fail again.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(EXIT_CONVEYOR_ERROR) from None
         except ConveyorError as exc:
             err = console(stderr=True)
             err.print(f"[bold red]{exc.headline}[/bold red]", highlight=False)

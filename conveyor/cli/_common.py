@@ -72,10 +72,15 @@ def open_client(tracking_uri: str | None) -> Iterator[Client]:
         client.close()
 
 
+def resolve_uri(tracking_uri: str | None) -> tuple[Settings, str | None]:
+    """The settings, and the tracking URI from the flag or ``CONVEYOR_TRACKING_URI`` (None: local)."""
+    settings = load_settings()
+    return settings, tracking_uri or settings.tracking_uri
+
+
 def database_url(tracking_uri: str | None, command: str) -> tuple[Settings, str]:
     """The database a maintenance command works on directly; a server URL is refused."""
-    settings = load_settings()
-    uri = tracking_uri or settings.tracking_uri
+    settings, uri = resolve_uri(tracking_uri)
     if is_server_uri(uri):
         raise InvalidInput(
             f"`conveyor {command}` works on the database itself, not through a server ({uri}). "
@@ -89,13 +94,13 @@ def database_url(tracking_uri: str | None, command: str) -> tuple[Settings, str]
 
 
 @contextlib.contextmanager
-def open_service(tracking_uri: str | None, command: str) -> Iterator[TrackingService]:
-    """Metadata and artifact stores together, for commands that change both (``gc``)."""
+def open_service(tracking_uri: str | None) -> Iterator[TrackingService]:
+    """Metadata and artifact stores of a local or database URI together, closed after."""
     from pydantic import SecretStr
 
     from conveyor.tracking.service import TrackingService
 
-    settings, url = database_url(tracking_uri, command)
+    settings, url = database_url(tracking_uri, "gc")
     service = TrackingService.from_settings(settings.model_copy(update={"database_url": SecretStr(url)}))
     try:
         yield service

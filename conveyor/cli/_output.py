@@ -51,9 +51,10 @@ def table(
     no_wrap: Collection[str] = ("Run ID", "ID"),
 ) -> None:
     """A table on stdout; columns named in ``no_wrap`` (ids) are never folded."""
+    from rich import box
     from rich.table import Table
 
-    grid = Table(title=title, title_justify="left", title_style="bold")
+    grid = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
         grid.add_column(column, overflow="fold", no_wrap=column in no_wrap)
     for row in rows:
@@ -61,11 +62,12 @@ def table(
     console().print(grid)
 
 
-def when(ms: int | None) -> str:
-    """A timestamp in milliseconds as local time, to the second."""
+def when(ms: int | None, *, seconds: bool = True) -> str:
+    """A timestamp in milliseconds as local time, to the second (or minute)."""
     if ms is None:
         return ""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    local = datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone()
+    return local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 def number(value: float) -> str:

@@ -1,25 +1,29 @@
 """``conveyor gc``: remove soft-deleted runs and their artifacts for good.
 
 Deleting a run (``conveyor runs delete``, the UI, an MLflow client) only marks it; this
-command is the one that frees the database rows and the artifact bytes. It works on the
-stores directly, never through a server, so it runs where the data lives.
+command is the one that frees the database rows and the artifact bytes. With a local or
+database tracking URI it works on the stores directly; with a server URL it asks that
+server to collect (``POST /api/conveyor/v1/gc``), since only the server reaches its
+artifact root.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from conveyor.cli import _output as out
-from conveyor.cli._common import JsonFlag, TrackingUri, open_service
+from conveyor.cli._common import JsonFlag, TrackingUri, is_server_uri, open_service, resolve_uri
 from conveyor.errors import ConveyorError, InvalidInput, NotFound
 
 if TYPE_CHECKING:
+    from conveyor.store.base import TrackingStore
     from conveyor.store.entities import Run
-    from conveyor.tracking.service import TrackingService
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"(?:\d+[smhdw])+")
@@ -35,6 +39,32 @@ def parse_duration(text: str) -> int:
         )
     seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in re.findall(r"(\d+)([smhdw])", cleaned))
     return seconds * 1000
+
+
+@contextlib.contextmanager
+def _collector(tracking_uri: str | None) -> Iterator[tuple[TrackingStore, Callable[[int | None], list[str]]]]:
+    """The store to describe candidates with, and the function that collects them.
+
+    Locally, the tracking service removes artifacts and rows itself; through a server, its
+    ``/gc`` endpoint does the same on the server's side.
+    """
+    _, uri = resolve_uri(tracking_uri)
+    if is_server_uri(uri):
+        from conveyor.store.rest import RestStore
+
+        rest = RestStore(uri)  # type: ignore[arg-type]
+
+        def remote(cutoff: int | None) -> list[str]:
+            response = rest.request("POST", "/gc", json={"older_than": cutoff})
+            return list(response.json()["run_ids"])
+
+        try:
+            yield rest, remote
+        finally:
+            rest.close()
+        return
+    with open_service(tracking_uri) as service:
+        yield service.store, service.collect_garbage
 
 
 def collect(
@@ -53,15 +83,15 @@ def collect(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     cutoff = None if older_than is None else int(time.time() * 1000) - parse_duration(older_than)
-    with open_service(tracking_uri, "gc") as service:
+    with _collector(tracking_uri) as (store, collect_garbage):
         # Describe the candidates first: once collected, they can no longer be read.
         candidates: dict[str, tuple[Run, int]] = {}
-        for run_id in service.store.deleted_run_ids(cutoff):
+        for run_id in store.deleted_run_ids(cutoff):
             try:
-                run = service.store.get_run(run_id)
+                run = store.get_run(run_id)
             except NotFound:
                 continue  # removed by a concurrent gc in the meantime
-            candidates[run_id] = (run, _artifact_files(service, run))
+            candidates[run_id] = (run, _artifact_files(store, run))
         with Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
@@ -72,8 +102,8 @@ def collect(
             disable=as_json or not candidates,
         ) as progress:
             task = progress.add_task("Removing deleted runs", total=len(candidates))
-            # The service removes artifacts before rows, so nothing is left orphaned in storage.
-            removed = service.collect_garbage(cutoff)
+            # Artifacts go before rows, so nothing is left orphaned in storage.
+            removed = collect_garbage(cutoff)
             progress.update(task, completed=len(removed))
 
     rows = [(run_id, *candidates.get(run_id, (None, 0))) for run_id in removed]
@@ -106,10 +136,12 @@ def collect(
     )
 
 
-def _artifact_files(service: TrackingService, run: Run) -> int:
+def _artifact_files(store: TrackingStore, run: Run) -> int:
     """How many indexed artifact files the run owns (0 for artifacts kept outside the root)."""
+    from conveyor.tracking.service import TrackingService
+
     try:
-        root = service.run_artifact_root(run)
+        root = TrackingService.run_artifact_root(run)
     except ConveyorError:
         return 0
-    return len(service.store.list_artifact_records(f"{root}/"))
+    return len(store.list_artifact_records(f"{root}/"))

@@ -63,22 +63,28 @@ def list_runs(
     if as_json:
         out.emit_json({"runs": [out.run_json(r) for r in found]})
         return
+    # Narrow terminals get the identifying columns only (`runs show` and --json have it all):
+    # rich would otherwise squeeze the metric and param columns to nothing.
+    width = out.console().width
+    columns = ["Run ID", "Exp", "Name", "Status", "Started"]
+    columns += ["Metrics"] if width >= 100 else []
+    columns += ["Params"] if width >= 140 else []
     out.table(
         None,
-        ["Run ID", "Exp", "Name", "Status", "Started", "Metrics", "Params"],
+        columns,
         (
-            (
+            [
                 r.info.run_id,
                 r.info.experiment_id,
                 r.info.run_name,
                 r.info.status,
-                out.when(r.info.start_time),
+                out.when(r.info.start_time, seconds=False),
                 _cell({k: out.number(m.value) for k, m in r.metrics.items()}),
                 _cell(r.params),
-            )
+            ][: len(columns)]
             for r in found
         ),
-        no_wrap=("Run ID", "Status", "Started"),
+        no_wrap=("Run ID", "Exp", "Status", "Started"),
     )
     if total > len(found):
         out.console().print(f"Showing {len(found)} of {total} runs; raise --max-results to see more.")

@@ -164,7 +164,7 @@ def _npm_install(tools_dir: Path) -> None:
             "Azurite is not installed and npm is not on PATH. Install Node.js, then run "
             f"`npm install --prefix {tools_dir} {AZURITE_PACKAGE}` (or `make test-tools`)."
         )
-    command = [npm, "install", "--prefix", str(tools_dir), AZURITE_PACKAGE]
+    command = [npm, "install", "--prefix", str(tools_dir), "--no-audit", "--no-fund", AZURITE_PACKAGE]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=_NPM_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired as exc:

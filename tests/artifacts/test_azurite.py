@@ -7,6 +7,7 @@ from uuid import uuid4
 import pytest
 
 from conveyor.artifacts import ArtifactStore
+from conveyor.errors import ArtifactNotFound, ConveyorError
 from conveyor.testing.artifact_checks import ArtifactStoreChecks, flip_bytes
 from conveyor.testing.azurite import AzuriteHandle
 
@@ -37,3 +38,14 @@ def test_other_azure_schemes(scheme: str, azurite: AzuriteHandle, azurite_contai
     size, sha = store.write_bytes("a.txt", b"azure")
     assert store.read_verified("a.txt", sha) == b"azure"
     assert store.list("") == [("a.txt", False, size)]
+
+
+def test_missing_container(azurite: AzuriteHandle) -> None:
+    store = ArtifactStore(
+        f"az://absent-{uuid4().hex[:8]}/x", {"connection_string": azurite.connection_string}
+    )
+    with pytest.raises(ConveyorError, match="artifact root does not exist"):
+        store.write_bytes("a.txt", b"x")
+    with pytest.raises(ArtifactNotFound):
+        store.read_bytes("a.txt")
+    assert store.list("") == []

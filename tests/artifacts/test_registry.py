@@ -103,8 +103,9 @@ def test_unreachable_service_is_backend_unavailable() -> None:
     with pytest.raises(BackendUnavailable, match="Cannot reach") as info:
         store.read_bytes("a/b")
     assert isinstance(info.value.__cause__, ConnectionRefusedError)
-    with pytest.raises(BackendUnavailable):
-        store.list("a")
+    for call in (store.list, store.exists, store.delete_prefix, store.delete):
+        with pytest.raises(BackendUnavailable):
+            call("a")  # not "missing": a down service must not look like an empty one
 
 
 def test_refused_credentials_are_permission_denied() -> None:

@@ -342,3 +342,33 @@ def test_gc_rejects_bad_duration(home: Path) -> None:
 )
 def test_parse_duration(text: str, ms: int) -> None:
     assert parse_duration(text) == ms
+
+
+@pytest.mark.slow
+def test_gc_through_a_server(home: Path, tmp_path: Path) -> None:
+    """With a server URL, gc asks that server, which alone reaches its artifact root."""
+    from conveyor.testing.servers import start_server, stop_server
+
+    server_home = tmp_path / "server-home"
+    server_home.mkdir()
+    url, process = start_server(server_home)
+    try:
+        remote = Client(url)
+        try:
+            report = tmp_path / "report.txt"
+            report.write_text("remote bytes\n")
+            doomed = make_run(remote, "0", "doomed", 1.0, "a")
+            remote.log_artifact(doomed, report)
+            remote.delete_run(doomed)
+        finally:
+            remote.close()
+        assert any((server_home / "artifacts").rglob("report.txt"))
+
+        removed = ok_json("gc", "--tracking-uri", url)["removed"]
+        assert removed == [
+            {"run_id": doomed, "experiment_id": "0", "run_name": "doomed", "artifact_files": 1}
+        ]
+        assert not any((server_home / "artifacts").rglob("report.txt"))
+        assert invoke("runs", "show", doomed, "--tracking-uri", url).exit_code == 1
+    finally:
+        stop_server(process)

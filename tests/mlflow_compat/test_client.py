@@ -115,7 +115,9 @@ def test_search_experiments_filters_and_pages(client: mlflow.MlflowClient) -> No
     client.delete_experiment(ids[0])
     active = client.search_experiments(filter_string=f"name LIKE '{prefix}%'")
     assert ids[0] not in {e.experiment_id for e in active}
-    deleted = client.search_experiments(view_type=ViewType.DELETED_ONLY, filter_string=f"name LIKE '{prefix}%'")
+    deleted = client.search_experiments(
+        view_type=ViewType.DELETED_ONLY, filter_string=f"name LIKE '{prefix}%'"
+    )
     assert [e.experiment_id for e in deleted] == [ids[0]]
 
 
@@ -126,8 +128,12 @@ def test_search_runs_pages(client: mlflow.MlflowClient, experiment_id: str) -> N
         client.log_metric(run.info.run_id, "i", i)
         run_ids.append(run.info.run_id)
     first = client.search_runs([experiment_id], max_results=2, order_by=["metrics.i ASC"])
-    second = client.search_runs([experiment_id], max_results=2, order_by=["metrics.i ASC"], page_token=first.token)
-    third = client.search_runs([experiment_id], max_results=2, order_by=["metrics.i ASC"], page_token=second.token)
+    second = client.search_runs(
+        [experiment_id], max_results=2, order_by=["metrics.i ASC"], page_token=first.token
+    )
+    third = client.search_runs(
+        [experiment_id], max_results=2, order_by=["metrics.i ASC"], page_token=second.token
+    )
     seen = [r.info.run_id for page in (first, second, third) for r in page]
     assert seen == run_ids
     assert third.token is None
@@ -156,7 +162,9 @@ def test_list_and_download_artifacts(client: mlflow.MlflowClient, experiment_id:
     assert (whole / "deep" / "er" / "leaf.json").exists()
 
 
-def test_errors_reach_the_client_as_mlflow_exceptions(client: mlflow.MlflowClient, experiment_id: str) -> None:
+def test_errors_reach_the_client_as_mlflow_exceptions(
+    client: mlflow.MlflowClient, experiment_id: str
+) -> None:
     run = client.create_run(experiment_id)
     client.log_param(run.info.run_id, "p", "1")
     with pytest.raises(MlflowException, match="Changing param values is not allowed") as changed:
@@ -171,7 +179,9 @@ def test_errors_reach_the_client_as_mlflow_exceptions(client: mlflow.MlflowClien
     assert taken.value.error_code == "RESOURCE_ALREADY_EXISTS"
 
 
-def test_logged_data_is_in_the_sql_store(client: mlflow.MlflowClient, experiment_id: str, server: Server) -> None:
+def test_logged_data_is_in_the_sql_store(
+    client: mlflow.MlflowClient, experiment_id: str, server: Server
+) -> None:
     """What MLflow logs through the server is what Conveyor's own store reads: one source of truth."""
     run = client.create_run(experiment_id, tags={"via": "mlflow"})
     client.log_metric(run.info.run_id, "loss", 0.25, step=3)

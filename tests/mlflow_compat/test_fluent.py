@@ -98,7 +98,9 @@ def test_log_artifact_and_artifacts(tracking: str, client: mlflow.MlflowClient, 
 def test_log_input_from_pandas(tracking: str, client: mlflow.MlflowClient) -> None:
     _new_experiment()
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "label": ["a", "b", "a"]})
-    dataset = mlflow.data.from_pandas(frame, source="s3://bucket/train.csv", name="train-set", targets="label")
+    dataset = mlflow.data.from_pandas(
+        frame, source="s3://bucket/train.csv", name="train-set", targets="label"
+    )
     with mlflow.start_run() as run:
         mlflow.log_input(dataset, context="training", tags={"version": "1"})
     inputs = client.get_run(run.info.run_id).inputs.dataset_inputs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import httpx
 import mlflow
@@ -32,7 +33,9 @@ def test_sklearn_round_trip_by_run_and_model_id(
     with mlflow.start_run() as run:
         mlflow.log_param("C", model.C)
         mlflow.log_metric("accuracy", 0.9)
-        info = mlflow.sklearn.log_model(model, name="model", input_example=features[:2])
+        info = mlflow.sklearn.log_model(
+            model, name="model", input_example=features[:2], pip_requirements=["scikit-learn"]
+        )
 
     logged = client.get_logged_model(info.model_id)
     assert logged.status.to_proto() == 2  # LOGGED_MODEL_READY
@@ -53,7 +56,9 @@ def test_sklearn_round_trip_by_run_and_model_id(
     assert [o.model_id for o in outputs] == [info.model_id]
 
 
-def test_logged_model_tags_search_and_artifacts(client: mlflow.MlflowClient, experiment_id: str) -> None:
+def test_logged_model_tags_search_and_artifacts(
+    client: mlflow.MlflowClient, experiment_id: str, http: httpx.Client, tmp_path: Path
+) -> None:
     run = client.create_run(experiment_id)
     model = client.create_logged_model(
         experiment_id, name="clf", source_run_id=run.info.run_id, tags={"a": "1"}, params={"p": "x"}
@@ -70,8 +75,22 @@ def test_logged_model_tags_search_and_artifacts(client: mlflow.MlflowClient, exp
     assert [m.model_id for m in by_type] == [other.model_id]
     newest_first = client.search_logged_models([experiment_id])
     assert [m.model_id for m in newest_first] == [other.model_id, model.model_id]
-    by_name_asc = client.search_logged_models([experiment_id], order_by=[{"field_name": "name", "ascending": True}])
+    by_name_asc = client.search_logged_models(
+        [experiment_id], order_by=[{"field_name": "name", "ascending": True}]
+    )
     assert [m.name for m in by_name_asc] == ["clf", "other"]
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "MLmodel").write_text("flavors: {}")
+    (tmp_path / "sub" / "weights.bin").write_bytes(b"\x00" * 10)
+    client.log_model_artifacts(model.model_id, str(tmp_path))
+    assert [f.path for f in client.list_logged_model_artifacts(model.model_id)] == ["MLmodel", "sub"]
+    listed = http.get(
+        f"/api/2.0/mlflow/logged-models/{model.model_id}/artifacts/directories",
+        params={"artifact_directory_path": "sub"},
+    ).json()
+    assert listed["root_uri"] == model.artifact_location
+    assert listed["files"] == [{"path": "sub/weights.bin", "is_dir": False, "file_size": 10}]
 
     finalized = client.finalize_logged_model(model.model_id, "READY")
     assert finalized.status.to_proto() == 2
@@ -105,3 +124,27 @@ def test_log_model_history_tag(client: mlflow.MlflowClient, experiment_id: str, 
     )
     assert incomplete.status_code == 400
     assert "missing mandatory fields" in incomplete.json()["message"]
+
+
+def test_sklearn_autolog(
+    tracking: str, client: mlflow.MlflowClient, fitted: tuple[LogisticRegression, np.ndarray]
+) -> None:
+    """Autologging mixes every endpoint: batches, tags, dataset inputs, a logged model, outputs."""
+    _, features = fitted
+    labels = (features[:, 0] > 0).astype(int)
+    mlflow.set_experiment(f"autolog-{uuid.uuid4().hex[:10]}")
+    mlflow.sklearn.autolog()
+    try:
+        with mlflow.start_run() as run:
+            LogisticRegression(C=0.5).fit(features, labels)
+    finally:
+        mlflow.sklearn.autolog(disable=True)
+    stored = client.get_run(run.info.run_id)
+    assert stored.data.params["C"] == "0.5"
+    assert "training_accuracy_score" in stored.data.metrics
+    assert stored.data.tags["estimator_name"] == "LogisticRegression"
+    assert len(stored.inputs.dataset_inputs) == 1
+    [output] = stored.outputs.model_outputs
+    model = client.get_logged_model(output.model_id)
+    assert model.status.to_proto() == 2
+    assert (mlflow.sklearn.load_model(f"models:/{model.model_id}").predict(features) == labels).mean() > 0.8

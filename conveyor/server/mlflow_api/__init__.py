@@ -8,28 +8,47 @@ models land in Conveyor's one store. Modules, one concern each:
 - :mod:`.routing`: endpoint declarations, the thread-pool bridge, mounting under
   ``/api/2.0`` and ``/ajax-api/2.0``;
 - :mod:`.experiments`, :mod:`.runs`, :mod:`.run_data`, :mod:`.history`,
-  :mod:`.artifacts`, :mod:`.logged_models`: the endpoints.
+  :mod:`.artifacts`, :mod:`.logged_models`, :mod:`.server_info`: the endpoints.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from conveyor.server.mlflow_api import artifacts, experiments, history, logged_models, run_data, runs
-from conveyor.server.mlflow_api.routing import Context, mount
+from conveyor.server.mlflow_api import (
+    artifacts,
+    experiments,
+    history,
+    logged_models,
+    run_data,
+    runs,
+    server_info,
+)
+from conveyor.server.mlflow_api.routing import Context, mount, mount_ui_copies
 from conveyor.tracking.service import TrackingService
 
 __all__ = ["build_router"]
 
 
 def build_router(service: TrackingService) -> APIRouter:
-    """All MLflow-compatible routes, bound to one tracking service."""
+    """All MLflow-compatible routes, bound to one tracking service.
+
+    Route order is speed: FastAPI tries routes one by one, so the logging endpoints that
+    autologging calls thousands of times come first and the UI copies last.
+    """
     ctx = Context.for_service(service)
+    groups = [
+        ("mlflow: logging", run_data.endpoints(ctx)),
+        ("mlflow: runs", runs.endpoints(ctx)),
+        ("mlflow: metric history", history.endpoints(ctx)),
+        ("mlflow: artifacts", artifacts.endpoints(ctx)),
+        ("mlflow: experiments", experiments.endpoints(ctx)),
+        ("mlflow: logged models", logged_models.endpoints(ctx)),
+        ("mlflow: server info", server_info.endpoints(ctx)),
+    ]
     router = APIRouter()
-    mount(router, experiments.endpoints(ctx), "mlflow: experiments")
-    mount(router, runs.endpoints(ctx), "mlflow: runs")
-    mount(router, run_data.endpoints(ctx), "mlflow: logging")
-    mount(router, history.endpoints(ctx), "mlflow: metric history")
-    mount(router, artifacts.endpoints(ctx), "mlflow: artifacts")
-    mount(router, logged_models.endpoints(ctx), "mlflow: logged models")
+    for tag, endpoints in groups:
+        mount(router, endpoints, tag)
+    for _, endpoints in groups:
+        mount_ui_copies(router, endpoints)
     return router

@@ -1,8 +1,9 @@
 """How the MLflow-compatible endpoints are declared, documented and mounted.
 
 Each capability module returns a list of :class:`Endpoint`; :func:`mount` adds every one
-under ``/api/2.0`` (documented in the OpenAPI schema) and again under ``/ajax-api/2.0``
-(MLflow's UI prefix, hidden from the schema so operation ids stay unique).
+under ``/api/2.0`` (documented in the OpenAPI schema) and :func:`mount_ui_copies` again
+under ``/ajax-api/2.0`` (MLflow's UI prefix, hidden from the schema, after all public
+routes); the few MLflow 3 routes go under ``3.0`` instead.
 
 Handlers take the raw :class:`~fastapi.Request` and return a ready
 :class:`~fastapi.Response`: FastAPI then skips body models and response serialisation,
@@ -28,7 +29,8 @@ from conveyor.tracking.service import TrackingService
 T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Response]]
 
-PREFIXES = ("/api/2.0", "/ajax-api/2.0")
+#: Public and UI prefixes, in that order; ``{version}`` is the endpoint's API version.
+PREFIXES = ("/api/{version}", "/ajax-api/{version}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +38,8 @@ class Endpoint:
     """One route: ``path`` follows the version prefix (``/mlflow/runs/create``).
 
     ``fields`` maps request field names to JSON schema types, for the OpenAPI document
-    only; validation happens in the handler.
+    only; validation happens in the handler. ``version`` is MLflow's API version of the
+    route (``2.0`` for almost all; ``3.0`` for MLflow 3 additions such as server-info).
     """
 
     method: str
@@ -44,6 +47,7 @@ class Endpoint:
     handler: Handler
     summary: str
     fields: Mapping[str, str] = field(default_factory=dict)
+    version: str = "2.0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,25 +100,37 @@ def _schema(kind: str) -> dict[str, Any]:
 
 def _operation_id(endpoint: Endpoint) -> str:
     words = re.sub(r"[^0-9a-zA-Z]+", "_", endpoint.path).strip("_")
-    return f"{endpoint.method.lower()}_{words}"
+    return f"{endpoint.method.lower()}_v{endpoint.version[0]}_{words}"
 
 
 def mount(router: APIRouter, endpoints: list[Endpoint], tag: str) -> None:
-    """Add each endpoint under both prefixes."""
+    """Add each endpoint under the public prefix of its API version, documented."""
     for endpoint in endpoints:
-        for prefix in PREFIXES:
-            documented = prefix == PREFIXES[0]
-            suffix = "" if documented else "_ajax"
-            router.add_api_route(
-                prefix + endpoint.path,
-                endpoint.handler,
-                methods=[endpoint.method],
-                summary=endpoint.summary,
-                tags=[tag],
-                response_class=Response,
-                response_model=None,
-                include_in_schema=documented,
-                openapi_extra=_openapi(endpoint) if documented else None,
-                name=endpoint.handler.__name__ + suffix,
-                operation_id=_operation_id(endpoint) + suffix,
-            )
+        _add(router, endpoint, tag, PREFIXES[0], documented=True)
+
+
+def mount_ui_copies(router: APIRouter, endpoints: list[Endpoint]) -> None:
+    """Add the same endpoints under MLflow's UI prefix, undocumented.
+
+    Call it after every :func:`mount`: FastAPI tries routes in order (twice per request
+    in 0.165), so the routes clients hit most are added first and the UI copies last.
+    """
+    for endpoint in endpoints:
+        _add(router, endpoint, "mlflow: ui", PREFIXES[1], documented=False)
+
+
+def _add(router: APIRouter, endpoint: Endpoint, tag: str, prefix: str, *, documented: bool) -> None:
+    suffix = "" if documented else "_ajax"
+    router.add_api_route(
+        prefix.format(version=endpoint.version) + endpoint.path,
+        endpoint.handler,
+        methods=[endpoint.method],
+        summary=endpoint.summary,
+        tags=[tag],
+        response_class=Response,
+        response_model=None,
+        include_in_schema=documented,
+        openapi_extra=_openapi(endpoint) if documented else None,
+        name=endpoint.handler.__name__ + suffix,
+        operation_id=_operation_id(endpoint) + suffix,
+    )

@@ -21,6 +21,7 @@ from conveyor.server.mlflow_api.wire import (
     missing,
     ok,
     parse_body,
+    read_body,
     read_fields,
     to_float,
     to_int,
@@ -78,13 +79,15 @@ def _pairs(data: dict[str, Any], name: str) -> list[tuple[Any, Any]]:
     return pairs
 
 
+def _batch_too_large(size: int, _limit: int) -> InvalidInput:
+    return InvalidInput(
+        f"Batched logging API requests must be at most 1 MB in size, got {size} bytes. "
+        "Split the batch into smaller requests."
+    )
+
+
 def _batch(raw: bytes) -> tuple[str, list[Metric], list[Param], list[Tag]]:
-    if len(raw) > MAX_BATCH_BODY_BYTES:
-        raise InvalidInput(
-            f"Batched logging API requests must be at most 1 MB in size, got {len(raw)} bytes. "
-            "Split the batch into smaller requests."
-        )
-    f = parse_body(raw, MAX_BATCH_BODY_BYTES)
+    f = parse_body(raw)
     run_id = f.run_id()
     metric_items = f.data.get("metrics") or []
     if not isinstance(metric_items, list):
@@ -129,7 +132,7 @@ def endpoints(ctx: Context) -> list[Endpoint]:
     store = ctx.service.store
 
     async def log_metric(request: Request) -> Response:
-        f = parse_body(await request.body())
+        f = parse_body(await read_body(request))
         metric = Metric(
             f.need_text("key"),
             f.double("value", required=True),  # type: ignore[arg-type]
@@ -140,24 +143,25 @@ def endpoints(ctx: Context) -> list[Endpoint]:
         return ok()
 
     async def log_batch(request: Request) -> Response:
-        run_id, metrics, params, tags = _batch(await request.body())
+        raw = await read_body(request, MAX_BATCH_BODY_BYTES, _batch_too_large)
+        run_id, metrics, params, tags = _batch(raw)
         await call(store.log_batch, run_id, metrics=metrics, params=params, tags=tags)
         return ok()
 
     async def log_param(request: Request) -> Response:
-        f = parse_body(await request.body())
+        f = parse_body(await read_body(request))
         param = Param(f.need_text("key"), f.present_text("value"))
         await call(store.log_batch, f.run_id(), params=[param])
         return ok()
 
     async def set_tag(request: Request) -> Response:
-        f = parse_body(await request.body())
+        f = parse_body(await read_body(request))
         tag = Tag(f.need_text("key"), f.present_text("value"))
         await call(store.log_batch, f.run_id(), tags=[tag])
         return ok()
 
     async def delete_tag(request: Request) -> Response:
-        f = parse_body(await request.body())
+        f = parse_body(await read_body(request))
         await call(store.delete_tag, f.run_id(), f.need_text("key"))
         return ok()
 

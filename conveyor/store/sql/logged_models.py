@@ -13,6 +13,7 @@ HTTP layer only translates.
 
 from __future__ import annotations
 
+import operator
 import re
 import uuid
 from collections import defaultdict
@@ -501,6 +502,16 @@ def _matches(node: q.Node, model: LoggedModel) -> bool:
     return _compare(_value_of(model, node), node.op, expected)
 
 
+_COMPARATORS = {
+    q.Op.EQ: operator.eq,
+    q.Op.NE: operator.ne,
+    q.Op.LT: operator.lt,
+    q.Op.LE: operator.le,
+    q.Op.GT: operator.gt,
+    q.Op.GE: operator.ge,
+}
+
+
 def _compare(actual: object, op: q.Op, expected: object) -> bool:
     if op is q.Op.IS_NULL:
         return actual is None
@@ -514,15 +525,7 @@ def _compare(actual: object, op: q.Op, expected: object) -> bool:
     if op in (q.Op.LIKE, q.Op.ILIKE):
         flags = re.IGNORECASE if op is q.Op.ILIKE else 0
         return re.fullmatch(_like_regex(str(expected)), str(actual), flags | re.DOTALL) is not None
-    comparisons = {
-        q.Op.EQ: lambda a, b: a == b,
-        q.Op.NE: lambda a, b: a != b,
-        q.Op.LT: lambda a, b: a < b,
-        q.Op.LE: lambda a, b: a <= b,
-        q.Op.GT: lambda a, b: a > b,
-        q.Op.GE: lambda a, b: a >= b,
-    }
-    return bool(comparisons[op](actual, expected))
+    return bool(_COMPARATORS[op](actual, expected))
 
 
 def _like_regex(pattern: str) -> str:
