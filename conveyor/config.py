@@ -15,8 +15,6 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from conveyor.store.sql.engine import mask_url
-
 
 class Settings(BaseSettings):
     """Where the metadata and the artifacts live, and how the server listens."""
@@ -49,6 +47,8 @@ class Settings(BaseSettings):
 
     def describe(self) -> dict[str, str]:
         """Settings fit to print: the database password masked."""
+        from conveyor.store.sql.engine import mask_url
+
         return {
             "home": str(self.home.resolve()),
             "database_url": mask_url(self.resolved_database_url()),

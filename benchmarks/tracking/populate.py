@@ -15,6 +15,7 @@ import sqlite3
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from workloads import _run_payload
 
@@ -33,7 +34,9 @@ COLUMNS = {
 def _insert(db: sqlite3.Connection, table, rows: list[tuple]) -> None:  # type: ignore[no-untyped-def]
     columns = [c.name for c in table.columns]
     if table.name in COLUMNS and sorted(COLUMNS[table.name]) != sorted(columns):
-        raise RuntimeError(f"bulk loader expects {table.name} columns {COLUMNS[table.name]}, schema has {columns}")
+        raise RuntimeError(
+            f"bulk loader expects {table.name} columns {COLUMNS[table.name]}, schema has {columns}"
+        )
     columns = COLUMNS.get(table.name, columns)
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     db.executemany(sql, rows)
@@ -42,7 +45,6 @@ def _insert(db: sqlite3.Connection, table, rows: list[tuple]) -> None:  # type: 
 def bulk_populate(db_path: Path, runs: int, seed: int = 7) -> tuple[str, float]:
     """Create an experiment holding ``runs`` runs; returns its id and the seconds taken."""
     from conveyor.store import open_store
-    from conveyor.store.sql import schema as s
 
     t0 = time.perf_counter()
     store = open_store(f"sqlite:///{db_path}")
@@ -51,47 +53,13 @@ def bulk_populate(db_path: Path, runs: int, seed: int = 7) -> tuple[str, float]:
         experiment = store.get_experiment(experiment_id)
     finally:
         store.close()
-
-    rng = random.Random(seed)
-    start = int(time.time() * 1000) - runs
-    run_rows, tag_rows, param_rows, metric_rows, latest_rows = [], [], [], [], []
-    order = {c.name: i for i, c in enumerate(s.runs.columns)}
-    for n in range(runs):
-        metrics, params = _run_payload(rng)
-        run_pk = n + 1
-        run_uuid = uuid.UUID(int=rng.getrandbits(128)).hex
-        values = {
-            "id": run_pk,
-            "run_uuid": run_uuid,
-            "experiment_id": int(experiment_id),
-            "name": f"run-{n}",
-            "user_id": "bench",
-            "status": "FINISHED",
-            "start_time": start + n,
-            "end_time": start + n + 1,
-            "artifact_uri": f"{experiment.artifact_location.rstrip('/')}/{run_uuid}/artifacts",
-            "lifecycle_stage": "active",
-            "deleted_time": None,
-        }
-        missing = set(order) - set(values)
-        if missing:
-            raise RuntimeError(f"bulk loader does not know the runs columns {sorted(missing)}")
-        run_rows.append(tuple(values[c] for c in order))
-        tag_rows.append((run_pk, RUN_NAME_TAG, f"run-{n}"))
-        param_rows.extend((run_pk, p.key, p.value) for p in params)
-        for m in metrics:
-            metric_rows.append((run_pk, m.key, m.step, m.timestamp, m.value, 0))
-            latest_rows.append((run_pk, m.key, m.step, m.timestamp, m.value, 0))
-
+    tables = _rows(int(experiment_id), experiment.artifact_location.rstrip("/"), runs, seed)
     db = sqlite3.connect(db_path, isolation_level=None)
     try:
         db.execute("PRAGMA synchronous=OFF")
         db.execute("BEGIN")
-        _insert(db, s.runs, run_rows)
-        _insert(db, s.tags, tag_rows)
-        _insert(db, s.params, param_rows)
-        _insert(db, s.metrics, metric_rows)
-        _insert(db, s.latest_metrics, latest_rows)
+        for table, rows in tables:
+            _insert(db, table, rows)
         db.execute("COMMIT")
     finally:
         db.close()
@@ -107,3 +75,44 @@ def bulk_populate(db_path: Path, runs: int, seed: int = 7) -> tuple[str, float]:
     finally:
         store.close()
     return experiment_id, time.perf_counter() - t0
+
+
+def _rows(experiment_pk: int, artifact_root: str, runs: int, seed: int) -> list[tuple[Any, list[tuple]]]:
+    from conveyor.store.sql import schema as s
+
+    rng = random.Random(seed)
+    start = int(time.time() * 1000) - runs
+    run_rows, tag_rows, param_rows, metric_rows = [], [], [], []
+    order = [c.name for c in s.runs.columns]
+    for n in range(runs):
+        metrics, params = _run_payload(rng)
+        run_pk = n + 1
+        run_uuid = uuid.uuid4().hex
+        values = {
+            "id": run_pk,
+            "run_uuid": run_uuid,
+            "experiment_id": experiment_pk,
+            "name": f"run-{n}",
+            "user_id": "bench",
+            "status": "FINISHED",
+            "start_time": start + n,
+            "end_time": start + n + 1,
+            "artifact_uri": f"{artifact_root}/{run_uuid}/artifacts",
+            "lifecycle_stage": "active",
+            "deleted_time": None,
+        }
+        missing = set(order) - set(values)
+        if missing:
+            raise RuntimeError(f"bulk loader does not know the runs columns {sorted(missing)}")
+        run_rows.append(tuple(values[c] for c in order))
+        tag_rows.append((run_pk, RUN_NAME_TAG, f"run-{n}"))
+        param_rows.extend((run_pk, p.key, p.value) for p in params)
+        metric_rows.extend((run_pk, m.key, m.step, m.timestamp, m.value, 0) for m in metrics)
+    # One point per metric, so each run's latest point is its only point.
+    return [
+        (s.runs, run_rows),
+        (s.tags, tag_rows),
+        (s.params, param_rows),
+        (s.metrics, metric_rows),
+        (s.latest_metrics, metric_rows),
+    ]

@@ -31,8 +31,9 @@ import mlflow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import servers  # noqa: E402
-import workloads as w  # noqa: E402
+import populate
+import servers
+import workloads as w
 
 WORKLOADS = (
     "log_metric",
@@ -63,6 +64,7 @@ class Sizes:
     native_points: int
     native_chunk: int
     loop_points: int
+    mlflow_async_points: int
 
 
 FULL = Sizes(
@@ -80,6 +82,7 @@ FULL = Sizes(
     native_points=100_000,
     native_chunk=10_000,
     loop_points=100_000,
+    mlflow_async_points=2000,
 )
 
 QUICK = Sizes(
@@ -97,6 +100,7 @@ QUICK = Sizes(
     native_points=20_000,
     native_chunk=10_000,
     loop_points=20_000,
+    mlflow_async_points=500,
 )
 
 
@@ -108,15 +112,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="reduced sizes: a smoke run of every workload")
     parser.add_argument(
-        "--only", nargs="+", choices=WORKLOADS, metavar="WORKLOAD", help=f"run only these: {', '.join(WORKLOADS)}"
+        "--only",
+        nargs="+",
+        choices=WORKLOADS,
+        metavar="WORKLOAD",
+        help=f"run only these: {', '.join(WORKLOADS)}",
     )
-    parser.add_argument("--skip", nargs="+", choices=WORKLOADS, default=[], metavar="WORKLOAD", help="skip these")
     parser.add_argument(
-        "--no-mlflow-async", action="store_true", help="do not time MLflow's async logging in the training-loop row"
+        "--skip", nargs="+", choices=WORKLOADS, default=[], metavar="WORKLOAD", help="skip these"
+    )
+    parser.add_argument(
+        "--mlflow-async-points",
+        type=int,
+        help="points over which MLflow's async logging is timed for the training-loop row, then scaled "
+        "(default 2,000; --quick 500; 0 skips it)",
     )
     parser.add_argument("--json", type=Path, help="also write every figure and sample to this JSON file")
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
-    parser.add_argument("--keep", action="store_true", help="keep the servers' temporary folders (logs, databases)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the servers' temporary folders (logs, databases)"
+    )
     return parser.parse_args(argv)
 
 
@@ -141,15 +156,15 @@ def _conveyor_version() -> str:
     return __version__
 
 
-def start_both(root: Path, stack: contextlib.ExitStack) -> tuple[servers.Server | None, servers.Server | None, list[str]]:
+def start_both(
+    root: Path, stack: contextlib.ExitStack
+) -> tuple[servers.Server | None, servers.Server | None, list[str]]:
     """Start the two servers in parallel (MLflow takes several seconds); either may fail."""
     results: dict[str, servers.Server] = {}
     errors: list[str] = []
 
-    homes = {name: stack.enter_context(servers.fresh_dir(root, name.lower(), keep=KEEP)) for name in (w.MLFLOW, w.CONVEYOR)}
-
     def start(name: str) -> None:
-        home = homes[name]
+        home = servers.fresh_dir(root, name.lower())
         try:
             server = servers.start_mlflow(home) if name == w.MLFLOW else servers.start_conveyor(home)
         except Exception as exc:
@@ -167,91 +182,107 @@ def start_both(root: Path, stack: contextlib.ExitStack) -> tuple[servers.Server 
     return results.get(w.MLFLOW), results.get(w.CONVEYOR), errors
 
 
-KEEP = False
+LARGE_SEED = 7
 
 
-def run(args: argparse.Namespace) -> tuple[list[w.Row], list[w.Failure], dict[str, str]]:
-    global KEEP
-    KEEP = args.keep
-    sizes = QUICK if args.quick else FULL
-    selected = [x for x in (args.only or WORKLOADS) if x not in args.skip]
-    env = environment()
-    root = Path(tempfile.mkdtemp(prefix="conveyor-bench-"))
-    rows: list[w.Row] = []
-    failures: list[w.Failure] = []
-    started = time.perf_counter()
-    try:
+class Runner:
+    def __init__(self, args: argparse.Namespace, root: Path) -> None:
+        self.args = args
+        self.root = root
+        self.sizes = QUICK if args.quick else FULL
+        self.selected = [x for x in (args.only or WORKLOADS) if x not in args.skip]
+        self.rows: list[w.Row] = []
+        self.failures: list[w.Failure] = []
+        self.env = environment()
+        self.ctx = w.Context([], self.sizes.rounds, root / "client")
+
+    def stage(self, name: str, fn, *fn_args) -> None:  # type: ignore[no-untyped-def]
+        if name not in self.selected:
+            return
+        self.ctx.reset()
+        t0 = time.perf_counter()
+        log(f"{name} ...")
+        result = fn(*fn_args)
+        new_rows = result if isinstance(result, list) else [result]
+        self.rows.extend(new_rows)
+        for row in new_rows:
+            log(f"  {row.label}: Conveyor {_fmt(row.conveyor)}  MLflow {_fmt(row.mlflow)} {row.unit}")
+        log(f"  ({time.perf_counter() - t0:.1f} s)")
+
+    def start(self, stack: contextlib.ExitStack) -> None:
+        log(f"starting servers under {self.root}")
+        mlflow_server, conveyor_server, errors = start_both(self.root, stack)
+        for error in errors:
+            log(f"  ! {error}")
+            server, _, message = error.partition(": ")
+            self.failures.append(w.Failure("server start", server, message))
+        if mlflow_server is None and conveyor_server is None:
+            raise SystemExit("neither server started")
+        for server in (mlflow_server, conveyor_server):
+            if server is not None:
+                log(f"  {server.name}: {server.url}  ({' '.join(server.command[:2])} ...)")
+                self.env[f"{server.name.lower()}_command"] = " ".join(server.command)
+                client = mlflow.MlflowClient(tracking_uri=server.url)
+                self.ctx.sides.append(w.Side(server.name, server.url, client))
+        self.ctx.workdir.mkdir()
+        self.ctx.failures = self.failures
+
+    def run(self) -> None:
+        ctx, sizes = self.ctx, self.sizes
         with contextlib.ExitStack() as stack:
-            log(f"starting servers under {root}")
-            mlflow_server, conveyor_server, errors = start_both(root, stack)
-            for error in errors:
-                log(f"  ! {error}")
-                failures.append(w.Failure("server start", error.split(":", 1)[0], error.split(":", 1)[1].strip()))
-            if mlflow_server is None and conveyor_server is None:
-                raise SystemExit("neither server started")
-            sides = []
-            for server in (mlflow_server, conveyor_server):
-                if server is not None:
-                    log(f"  {server.name}: {server.url}  ({' '.join(server.command[:2])} ...)")
-                    env[f"{server.name.lower()}_command"] = " ".join(server.command)
-                    sides.append(w.Side(server.name, server.url, mlflow.MlflowClient(tracking_uri=server.url)))
-            workdir = root / "client"
-            workdir.mkdir()
-            ctx = w.Context(sides, sizes.rounds, workdir)
-            ctx.failures = failures
+            if set(self.selected) - {"search_large"}:
+                self.start(stack)
+            self.stage("log_metric", w.log_metric_calls, ctx, sizes.log_metric_calls)
+            self.stage("log_batch", w.log_batch_points, ctx, sizes.log_batch_calls)
+            self.stage("create_run", w.runs_created, ctx, sizes.runs_created)
+            self.stage("search", w.search_latency, ctx, sizes.search_runs, sizes.search_repeats, log)
+            self.stage("history", w.metric_history, ctx, sizes.history_points, sizes.history_repeats)
+            self.stage("artifacts", w.artifact_transfer, ctx, sizes.artifact_mib, sizes.artifact_rounds)
+            batch = next((r for r in self.rows if r.key == "log_batch"), w.Row("log_batch", "", "", True))
+            self.stage("native", w.native_batch_points, ctx, sizes.native_points, sizes.native_chunk, batch)
+            async_points = self.args.mlflow_async_points
+            if async_points is None:
+                async_points = sizes.mlflow_async_points
+            self.stage("loop", w.training_loop, ctx, sizes.loop_points, async_points)
+        # The first two servers are stopped by now: the large search has the CPUs to itself.
+        self.stage("search_large", self.search_large)
 
-            def stage(name: str, fn, *fn_args) -> None:  # type: ignore[no-untyped-def]
-                if name not in selected:
-                    return
-                ctx.reset()
-                t0 = time.perf_counter()
-                log(f"{name} ...")
-                result = fn(*fn_args)
-                new_rows = result if isinstance(result, list) else [result]
-                rows.extend(new_rows)
-                for row in new_rows:
-                    log(f"  {row.label}: Conveyor {_fmt(row.conveyor)}  MLflow {_fmt(row.mlflow)} {row.unit}")
-                log(f"  ({time.perf_counter() - t0:.1f} s)")
-
-            stage("log_metric", w.log_metric_calls, ctx, sizes.log_metric_calls)
-            stage("log_batch", w.log_batch_points, ctx, sizes.log_batch_calls)
-            stage("create_run", w.runs_created, ctx, sizes.runs_created)
-            stage("search", w.search_latency, ctx, sizes.search_runs, sizes.search_repeats, log)
-            stage("history", w.metric_history, ctx, sizes.history_points, sizes.history_repeats)
-            stage("artifacts", w.artifact_transfer, ctx, sizes.artifact_mib, sizes.artifact_rounds)
-            batch_row = next((r for r in rows if r.key == "log_batch"), None) or w.Row("log_batch", "", "", True)
-            stage("native", w.native_batch_points, ctx, sizes.native_points, sizes.native_chunk, batch_row)
-            stage("loop", w.training_loop, ctx, sizes.loop_points, not args.no_mlflow_async)
-
-            if "search_large" in selected:
-                # Free the CPUs of the first two servers before the large search.
-                stack.close()
-                stage("search_large", search_large, ctx, root, sizes)
-    finally:
-        if not KEEP:
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            log(f"kept {root}")
-    env["duration"] = f"{time.perf_counter() - started:.0f} s"
-    return rows, failures, env
-
-
-def search_large(ctx: w.Context, root: Path, sizes: Sizes) -> list[w.Row]:
-    with contextlib.ExitStack() as stack:
-        home = stack.enter_context(servers.fresh_dir(root, "conveyor-large", keep=KEEP))
+    def search_large(self) -> list[w.Row]:
+        runs = self.sizes.large_runs
+        home = servers.fresh_dir(self.root, "conveyor-large")
         try:
-            experiment_id, seconds = __import__("populate").bulk_populate(home / "conveyor.db", sizes.large_runs)
+            experiment_id, seconds = populate.bulk_populate(home / "conveyor.db", runs, LARGE_SEED)
         except Exception as exc:
-            ctx.failures.append(w.Failure("search_large populate", w.CONVEYOR, f"{type(exc).__name__}: {exc}"))
+            message = f"{type(exc).__name__}: {exc}"
+            self.failures.append(w.Failure("search_large populate", w.CONVEYOR, message))
             return []
-        log(f"  bulk-loaded {sizes.large_runs:,} runs into Conveyor's SQLite store in {seconds:.1f} s")
+        log(f"  bulk-loaded {runs:,} runs into Conveyor's SQLite store in {seconds:.1f} s")
         try:
             server = servers.start_conveyor(home)
         except Exception as exc:
-            ctx.failures.append(w.Failure("search_large server start", w.CONVEYOR, str(exc)))
+            self.failures.append(w.Failure("search_large server start", w.CONVEYOR, str(exc)))
             return []
-        stack.callback(servers.stop, server)
-        return w.search_latency_large(ctx, server.url, experiment_id, sizes.large_runs, sizes.search_repeats)
+        try:
+            return w.search_latency_large(
+                self.ctx, server.url, experiment_id, runs, self.sizes.search_repeats, seed=LARGE_SEED
+            )
+        finally:
+            servers.stop(server)
+
+
+def run(args: argparse.Namespace) -> tuple[list[w.Row], list[w.Failure], dict[str, str]]:
+    root = Path(tempfile.mkdtemp(prefix="conveyor-bench-"))
+    started = time.perf_counter()
+    runner = Runner(args, root)
+    try:
+        runner.run()
+    finally:
+        if args.keep:
+            log(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    runner.env["duration"] = f"{time.perf_counter() - started:.0f} s"
+    return runner.rows, runner.failures, runner.env
 
 
 # -- output ------------------------------------------------------------------------------------------

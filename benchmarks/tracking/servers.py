@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,10 +80,8 @@ def stop(server: Server) -> None:
     if server.process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.process.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             server.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pass
     # Helpers of the group may outlive the leader; the group id is the leader's pid.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(server.process.pid, signal.SIGKILL)
@@ -160,12 +156,8 @@ def start_conveyor(home: Path, timeout: float = 60.0) -> Server:
     raise RuntimeError("Conveyor server did not start:\n" + "\n".join(errors))
 
 
-@contextlib.contextmanager
-def fresh_dir(root: Path, name: str, keep: bool = False) -> Iterator[Path]:
+def fresh_dir(root: Path, name: str) -> Path:
+    """A new, empty folder for one server (the caller removes ``root`` at the end)."""
     path = root / name
     path.mkdir(parents=True)
-    try:
-        yield path
-    finally:
-        if not keep:
-            shutil.rmtree(path, ignore_errors=True)
+    return path

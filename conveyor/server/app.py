@@ -7,11 +7,12 @@ translate HTTP to service calls and back and never touch SQL or fsspec.
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 
 from conveyor._version import __version__
 from conveyor.config import Settings
 from conveyor.server.errors import install_error_handlers
+from conveyor.server.responses import JSON
 from conveyor.tracking.service import TrackingService
 
 
@@ -24,7 +25,7 @@ def create_app(settings: Settings | None = None, service: TrackingService | None
         title="Conveyor",
         version=__version__,
         description="Experiment tracking with an MLflow-compatible API.",
-        default_response_class=ORJSONResponse,
+        default_response_class=JSON,
     )
     app.state.service = service
     install_error_handlers(app)

@@ -11,10 +11,10 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from conveyor.errors import ConveyorError
+from conveyor.server.responses import JSON
 
 log = logging.getLogger("conveyor.server")
 
@@ -27,32 +27,32 @@ _HTTP_CODES = {
 }
 
 
-def error_response(error: ConveyorError) -> ORJSONResponse:
-    return ORJSONResponse(error.to_json(), status_code=error.http_status)
+def error_response(error: ConveyorError) -> JSON:
+    return JSON(error.to_json(), status_code=error.http_status)
 
 
-async def _conveyor_error(_request: Request, exc: Exception) -> ORJSONResponse:
+async def _conveyor_error(_request: Request, exc: Exception) -> JSON:
     assert isinstance(exc, ConveyorError)
     return error_response(exc)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> ORJSONResponse:
+async def _validation_error(_request: Request, exc: Exception) -> JSON:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
     field = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path"))
     message = f"Invalid value for parameter '{field}': {first.get('msg', 'invalid')}"
-    return ORJSONResponse({"error_code": "INVALID_PARAMETER_VALUE", "message": message}, status_code=400)
+    return JSON({"error_code": "INVALID_PARAMETER_VALUE", "message": message}, status_code=400)
 
 
-async def _http_error(_request: Request, exc: Exception) -> ORJSONResponse:
+async def _http_error(_request: Request, exc: Exception) -> JSON:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "INTERNAL_ERROR" if exc.status_code >= 500 else "BAD_REQUEST")
-    return ORJSONResponse({"error_code": code, "message": str(exc.detail)}, status_code=exc.status_code)
+    return JSON({"error_code": code, "message": str(exc.detail)}, status_code=exc.status_code)
 
 
-async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> JSON:
     log.exception("Unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return ORJSONResponse(
+    return JSON(
         {"error_code": "INTERNAL_ERROR", "message": "Internal server error; see the server log."},
         status_code=500,
     )

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import ORJSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from conveyor.errors import InvalidInput, NotFound
 from conveyor.server.requests import integer, json_body, required, string, string_list, string_map
+from conveyor.server.responses import JSON
 from conveyor.server.uploads import request_chunks
 from conveyor.store import codec
 from conveyor.store.entities import Param, Tag, ViewType
@@ -275,9 +276,9 @@ def _artifact_routes(router: APIRouter, service: TrackingService) -> None:
         return StreamingResponse(chunks, media_type=media_type, headers=headers)
 
     @router.get("/runs/{run_id}/artifact-list", summary="List a folder of a run's artifacts")
-    def list_artifacts(run_id: str, path: str = "") -> ORJSONResponse:
+    def list_artifacts(run_id: str, path: str = "") -> JSON:
         infos = service.list_artifacts(service.run_artifact_path(run_id, path))
-        return ORJSONResponse(
+        return JSON(
             {"files": [{"path": i.path, "is_dir": i.is_dir, "file_size": i.file_size} for i in infos]}
         )
 

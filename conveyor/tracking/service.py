@@ -143,7 +143,8 @@ class TrackingService:
         for run_id in self.store.deleted_run_ids(older_than_ms):
             run = self.store.get_run(run_id)
             if run.info.artifact_uri.startswith(MANAGED_ARTIFACT_SCHEME):
-                self.artifacts.delete_prefix(self.run_artifact_root(run))
+                # The run's folder (``<experiment>/<run>``), not only its ``artifacts`` child.
+                self.artifacts.delete_prefix(posixpath.dirname(self.run_artifact_root(run)))
             self.store.hard_delete_run(run_id)
             removed.append(run_id)
         return removed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import pytest
@@ -14,7 +15,8 @@ from mlflow.exceptions import MlflowException
 from conveyor.store import open_store
 from conveyor.store.entities import LifecycleStage
 
-from .conftest import Server
+if TYPE_CHECKING:
+    from .conftest import Server
 
 pytestmark = pytest.mark.slow
 

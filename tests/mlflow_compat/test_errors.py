@@ -8,12 +8,13 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
-from .conftest import Server
+if TYPE_CHECKING:
+    from .conftest import Server
 
 pytestmark = pytest.mark.slow
 

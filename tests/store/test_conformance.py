@@ -30,36 +30,51 @@ class TestSqlite(TrackingStoreChecks):
         return sqlite_store
 
 
+@pytest.fixture(scope="module")
+def postgres_store(postgres_url: str) -> Iterator[TrackingStore]:
+    store = open_store(postgres_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def in_process_rest_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingStore]:
+    home: Path = tmp_path_factory.mktemp("rest")
+    backing = open_store(f"sqlite:///{home / 'conveyor.db'}")
+    app = create_app(service=TrackingService(backing, ArtifactStore(str(home / "artifacts"))))
+    rest = RestStore("http://testserver")
+    with TestClient(app) as client:
+        rest._client = client
+        yield rest
+    backing.close()
+
+
+@pytest.fixture(scope="module")
+def live_rest_store(live_server: str) -> Iterator[TrackingStore]:
+    rest = RestStore(live_server)
+    yield rest
+    rest.close()
+
+
 @pytest.mark.postgres
 class TestPostgres(TrackingStoreChecks):
-    @pytest.fixture(scope="class")
-    def store(self, postgres_url: str) -> Iterator[TrackingStore]:
-        store = open_store(postgres_url)
-        yield store
-        store.close()
+    @pytest.fixture
+    def store(self, postgres_store: TrackingStore) -> TrackingStore:
+        return postgres_store
 
 
 class TestRestInProcess(TrackingStoreChecks):
     """The REST client against the app in this process: fast, same code path as production."""
 
-    @pytest.fixture(scope="class")
-    def store(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingStore]:
-        home: Path = tmp_path_factory.mktemp("rest")
-        backing = open_store(f"sqlite:///{home / 'conveyor.db'}")
-        app = create_app(service=TrackingService(backing, ArtifactStore(str(home / "artifacts"))))
-        rest = RestStore("http://testserver")
-        with TestClient(app) as client:
-            rest._client = client
-            yield rest
-        backing.close()
+    @pytest.fixture
+    def store(self, in_process_rest_store: TrackingStore) -> TrackingStore:
+        return in_process_rest_store
 
 
 @pytest.mark.slow
 class TestRestLive(TrackingStoreChecks):
     """The REST client against a real ``uvicorn`` server process over TCP."""
 
-    @pytest.fixture(scope="class")
-    def store(self, live_server: str) -> Iterator[TrackingStore]:
-        rest = RestStore(live_server)
-        yield rest
-        rest.close()
+    @pytest.fixture
+    def store(self, live_rest_store: TrackingStore) -> TrackingStore:
+        return live_rest_store

@@ -107,7 +107,7 @@ def test_corrupted_artifact_is_refused(
     if stored is None:
         stored = next(Path(p) for p in Path(tmp_path).parent.rglob("weights.bin") if run_id in str(p))
     stored.write_bytes(b"\x02" * 4096)
-    with pytest.raises(IntegrityError, match="weights.bin"):
+    with pytest.raises(IntegrityError, match=r"weights\.bin"):
         client.download_artifacts(run_id, "weights.bin", tmp_path / "out")
     assert not (tmp_path / "out" / "weights.bin").exists()
     client.close()

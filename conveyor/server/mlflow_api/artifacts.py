@@ -90,13 +90,14 @@ async def pipe_body(request: Request, consume: Callable[[Iterator[bytes]], T]) -
 
     outcome: list[T] = []
     failure: list[Exception] = []
-    async with anyio.create_task_group() as group:
-        group.start_soon(produce)
-        try:
-            outcome.append(await anyio.to_thread.run_sync(lambda: consume(chunks())))
-        except Exception as exc:  # re-raised below, outside the task group
-            failure.append(exc)
-        group.cancel_scope.cancel()
+    with receive:
+        async with anyio.create_task_group() as group:
+            group.start_soon(produce)
+            try:
+                outcome.append(await anyio.to_thread.run_sync(lambda: consume(chunks())))
+            except Exception as exc:  # re-raised below, outside the task group
+                failure.append(exc)
+            group.cancel_scope.cancel()
     if failure:
         raise failure[0]
     return outcome[0]

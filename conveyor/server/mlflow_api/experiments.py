@@ -43,7 +43,7 @@ def endpoints(ctx: Context) -> list[Endpoint]:
             view_type=f.view_type("view_type"),
             filter_string=f.text("filter"),
             order_by=f.text_list("order_by"),
-            max_results=f.integer("max_results", default=DEFAULT_MAX_RESULTS),
+            max_results=f.integer_or("max_results", DEFAULT_MAX_RESULTS),
             page_token=f.text("page_token") or None,
         )
         payload: dict[str, object] = {"experiments": [experiment_json(e) for e in page.items]}

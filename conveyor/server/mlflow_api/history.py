@@ -89,8 +89,8 @@ def endpoints(ctx: Context) -> list[Endpoint]:
                 f"Received {len(run_ids)} run_ids."
             )
         key = f.need_text("metric_key")
-        limit = f.integer("max_results", default=MAX_POINTS_PER_RUN)
-        if limit is None or not 1 <= limit <= MAX_POINTS_PER_RUN:
+        limit = f.integer_or("max_results", MAX_POINTS_PER_RUN)
+        if not 1 <= limit <= MAX_POINTS_PER_RUN:
             raise InvalidInput(f"max_results must be between 1 and {MAX_POINTS_PER_RUN}.")
         start, end = f.integer("start_step"), f.integer("end_step")
         if (start is None) != (end is None):

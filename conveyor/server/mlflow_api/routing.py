@@ -78,18 +78,24 @@ async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 def _openapi(endpoint: Endpoint) -> dict[str, Any]:
-    if not endpoint.fields:
-        return {}
+    """Parameters and body schema for the OpenAPI document, from the path and ``fields``."""
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)(?::\w+)?}", endpoint.path)
+    ]
+    extra: dict[str, Any] = {}
     if endpoint.method == "GET":
-        return {
-            "parameters": [
-                {"name": name, "in": "query", "required": False, "schema": _schema(kind)}
-                for name, kind in endpoint.fields.items()
-            ]
-        }
-    properties = {name: _schema(kind) for name, kind in endpoint.fields.items()}
-    schema = {"type": "object", "properties": properties}
-    return {"requestBody": {"content": {"application/json": {"schema": schema}}}}
+        parameters += [
+            {"name": name, "in": "query", "required": False, "schema": _schema(kind)}
+            for name, kind in endpoint.fields.items()
+        ]
+    elif endpoint.fields:
+        properties = {name: _schema(kind) for name, kind in endpoint.fields.items()}
+        schema = {"type": "object", "properties": properties}
+        extra["requestBody"] = {"content": {"application/json": {"schema": schema}}}
+    if parameters:
+        extra["parameters"] = parameters
+    return extra
 
 
 def _schema(kind: str) -> dict[str, Any]:

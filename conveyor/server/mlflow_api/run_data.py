@@ -99,9 +99,7 @@ def _batch(raw: bytes) -> tuple[str, list[Metric], list[Param], list[Tag]]:
 
 
 def _dataset_input(item: Fields) -> DatasetInput:
-    ds = item.message("dataset", required=True)
-    if ds is None:  # for the type checker: required=True raised already
-        raise missing("dataset")
+    ds = item.need_message("dataset")
     dataset = Dataset(
         name=ds.need_text("name"),
         digest=ds.need_text("digest"),
@@ -135,9 +133,9 @@ def endpoints(ctx: Context) -> list[Endpoint]:
         f = parse_body(await read_body(request))
         metric = Metric(
             f.need_text("key"),
-            f.double("value", required=True),  # type: ignore[arg-type]
-            f.integer("timestamp", required=True),  # type: ignore[arg-type]
-            f.integer("step", default=0),  # type: ignore[arg-type]
+            f.need_double("value"),
+            f.need_integer("timestamp"),
+            f.integer_or("step", 0),
         )
         await call(store.log_batch, f.run_id(), metrics=[metric])
         return ok()

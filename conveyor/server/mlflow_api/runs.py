@@ -79,17 +79,17 @@ def endpoints(ctx: Context) -> list[Endpoint]:
 
     async def search_runs(request: Request) -> Response:
         f = await read_fields(request)
-        query = {
-            "experiment_ids": f.text_list("experiment_ids"),
-            "filter_string": f.text("filter"),
-            "run_view_type": f.view_type("run_view_type"),
-            "max_results": f.integer("max_results", default=DEFAULT_MAX_RESULTS),
-            "order_by": f.text_list("order_by"),
-            "page_token": f.text("page_token") or None,
-        }
+        experiment_ids = f.text_list("experiment_ids")
+        filter_string = f.text("filter")
+        view_type = f.view_type("run_view_type")
+        max_results = f.integer_or("max_results", DEFAULT_MAX_RESULTS)
+        order_by = f.text_list("order_by")
+        page_token = f.text("page_token") or None
 
         def search() -> dict[str, object]:
-            page = store.search_runs(**query)  # type: ignore[arg-type]
+            page = store.search_runs(
+                experiment_ids, filter_string, view_type, max_results, order_by, page_token
+            )
             payload: dict[str, object] = {"runs": with_outputs(page.items)}
             if page.next_page_token:
                 payload["next_page_token"] = page.next_page_token

@@ -38,7 +38,6 @@ from conveyor.store.entities import (
 #: Requests other than log-batch: large enough for a dataset profile (16 MB) plus schema.
 MAX_BODY_BYTES = 32 * 1024 * 1024
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 _NON_FINITE = {"NaN": math.nan, "nan": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _INT_TEXT = re.compile(r"^-?[0-9]+$")
@@ -97,10 +96,8 @@ class Fields:
             return value[-1] if value else None
         return value
 
-    def text(self, name: str, *, required: bool = False, default: str | None = None) -> str | None:
-        """A string field; with ``required`` an absent or empty value is an error."""
-        if required:
-            return self.need_text(name)
+    def text(self, name: str, *, default: str | None = None) -> str | None:
+        """An optional string field."""
         value = self.raw(name)
         if value is None:
             return default
@@ -140,37 +137,36 @@ class Fields:
             return str(value)
         return self.need_text(name)
 
-    def integer(
-        self,
-        name: str,
-        *,
-        required: bool = False,
-        default: int | None = None,
-        low: int = INT64_MIN,
-        high: int = INT64_MAX,
-    ) -> int | None:
-        """An int64 (or narrower) sent as a JSON number or, as protobuf JSON allows, as a string."""
+    def integer(self, name: str, *, default: int | None = None) -> int | None:
+        """An optional int64, sent as a JSON number or, as protobuf JSON allows, as a string."""
         value = self.raw(name)
         if value is None or value == "":
-            if required:
-                raise missing(name)
             return default
         number = to_int(value)
         if number is None:
             raise invalid(name, value, "an integer")
-        if not low <= number <= high:
+        if not INT64_MIN <= number <= INT64_MAX:
             raise InvalidInput(
-                f"Invalid value {_shown(value)} for parameter '{name}' supplied: must be between "
-                f"{low} and {high}."
+                f"Invalid value {_shown(value)} for parameter '{name}' supplied: not an int64."
             )
         return number
 
-    def double(self, name: str, *, required: bool = False) -> float | None:
+    def integer_or(self, name: str, default: int) -> int:
+        """An int64 that falls back to ``default`` when absent."""
+        number = self.integer(name)
+        return default if number is None else number
+
+    def need_integer(self, name: str) -> int:
+        number = self.integer(name)
+        if number is None:
+            raise missing(name)
+        return number
+
+    def need_double(self, name: str) -> float:
+        """A required double: a JSON number, a numeric string, ``"NaN"`` or ``"±Infinity"``."""
         value = self.raw(name)
         if value is None:
-            if required:
-                raise missing(name)
-            return None
+            raise missing(name)
         number = to_float(value)
         if number is None:
             raise invalid(name, value, "a number")
@@ -201,7 +197,7 @@ class Fields:
         return value
 
     def objects(self, name: str) -> list[Fields]:
-        """A repeated message field, each item wrapped for typed access with dotted field names."""
+        """A repeated message field, each item wrapped for typed access."""
         value = self.data.get(name)
         if value is None:
             return []
@@ -214,12 +210,11 @@ class Fields:
             items.append(Fields(item))
         return items
 
-    def message(self, name: str, *, required: bool = False) -> Fields | None:
+    def need_message(self, name: str) -> Fields:
+        """A required nested message, wrapped for typed access."""
         value = self.data.get(name)
         if value is None:
-            if required:
-                raise missing(name)
-            return None
+            raise missing(name)
         if self.query or not isinstance(value, dict):
             raise invalid(name, value, "an object")
         return Fields(value)

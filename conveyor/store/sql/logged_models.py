@@ -17,11 +17,11 @@ import operator
 import re
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sqlalchemy import Connection, RowMapping, delete, insert, select, update
+from sqlalchemy import Connection, RowMapping, Table, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from conveyor.errors import ExperimentNotFound, InvalidInput, InvalidState, NotFound, RunNotFound
@@ -31,7 +31,7 @@ from conveyor.store.base import now_ms
 from conveyor.store.entities import LifecycleStage, Page, Param, Tag
 from conveyor.store.names import generate_run_name
 from conveyor.store.sql import schema as s
-from conveyor.store.sql.rows import chunks
+from conveyor.store.sql.rows import IN_CHUNK
 from conveyor.store.sql.store import SqlStore, decode_page_token, encode_page_token
 
 MAX_NAME_LENGTH = 500
@@ -247,7 +247,7 @@ class SqlLoggedModelStore:
         if not run_ids:
             return found
         with self.store._read() as conn:
-            for part in chunks(list(run_ids)):  # type: ignore[arg-type]
+            for part in _batches(list(run_ids)):
                 query = (
                     select(table.c.model_id, table.c.source_run_id)
                     .where(
@@ -313,7 +313,7 @@ def _check_tags(tags: Mapping[str, str]) -> dict[str, str]:
 # -- rows -----------------------------------------------------------------------------------
 
 
-def _dialect_insert(conn: Connection, table):  # type: ignore[no-untyped-def]
+def _dialect_insert(conn: Connection, table: Table) -> sqlite.Insert | postgresql.Insert:
     """An insert with ``ON CONFLICT`` support, on whichever database this is."""
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
@@ -384,9 +384,15 @@ def _upsert_tags(conn: Connection, model_id: str, tags: dict[str, str]) -> None:
     conn.execute(stmt, [{"model_id": model_id, "key": k, "value": val} for k, val in tags.items()])
 
 
-def _children(conn: Connection, table, ids: list[str]) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
+def _batches(items: list[str]) -> Iterator[list[str]]:
+    """Slices that keep ``IN (...)`` lists within every database's bound-parameter limit."""
+    for start in range(0, len(items), IN_CHUNK):
+        yield items[start : start + IN_CHUNK]
+
+
+def _children(conn: Connection, table: Table, ids: list[str]) -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = defaultdict(dict)
-    for part in chunks(ids):  # type: ignore[arg-type]
+    for part in _batches(ids):
         for model_id, key, value in conn.execute(
             select(table.c.model_id, table.c.key, table.c.value).where(table.c.model_id.in_(part))
         ):
@@ -484,7 +490,8 @@ def _value_of(model: LoggedModel, comparison: q.Comparison) -> str | int | None:
         return int(model.experiment_id)
     if key == "status":
         return model.status.value
-    return getattr(model, ORDER_FIELDS.get(key, key))  # type: ignore[no-any-return]
+    value: str | int | None = getattr(model, ORDER_FIELDS.get(key, key))
+    return value
 
 
 def _matches(node: q.Node, model: LoggedModel) -> bool:
@@ -493,13 +500,16 @@ def _matches(node: q.Node, model: LoggedModel) -> bool:
     if isinstance(node, q.Or):
         return any(_matches(item, model) for item in node.items)
     expected = node.value
-    if node.entity is q.Entity.ATTRIBUTE and node.key == "status" and expected is not None:
-        expected = (
-            tuple(parse_status(x).value for x in expected)  # type: ignore[union-attr]
-            if isinstance(expected, tuple)
-            else parse_status(str(expected)).value
-        )
+    if node.entity is q.Entity.ATTRIBUTE and node.key == "status":
+        expected = _status_names(expected)
     return _compare(_value_of(model, node), node.op, expected)
+
+
+def _status_names(value: q.Value) -> q.Value:
+    """Filter values for ``status`` in stored form, whichever spelling the user wrote."""
+    if isinstance(value, tuple):
+        return tuple(parse_status(str(x)).value for x in value)
+    return None if value is None else parse_status(str(value)).value
 
 
 _COMPARATORS = {
@@ -520,7 +530,7 @@ def _compare(actual: object, op: q.Op, expected: object) -> bool:
     if actual is None:
         return False
     if op in (q.Op.IN, q.Op.NOT_IN):
-        inside = actual in expected  # type: ignore[operator]
+        inside = isinstance(expected, tuple) and actual in expected
         return inside if op is q.Op.IN else not inside
     if op in (q.Op.LIKE, q.Op.ILIKE):
         flags = re.IGNORECASE if op is q.Op.ILIKE else 0
@@ -540,6 +550,6 @@ def _sorted(models: list[LoggedModel], order_by: Sequence[OrderField]) -> list[L
         attr = ORDER_FIELDS[item.name]
         present = [m for m in result if getattr(m, attr) is not None]
         absent = [m for m in result if getattr(m, attr) is None]
-        present.sort(key=lambda m, a=attr: getattr(m, a), reverse=not item.ascending)  # type: ignore[misc]
+        present.sort(key=operator.attrgetter(attr), reverse=not item.ascending)
         result = present + absent
     return result

@@ -47,7 +47,7 @@ from conveyor.store.names import generate_run_name
 from conveyor.store.sql import migrations, rows
 from conveyor.store.sql import schema as s
 from conveyor.store.sql import search as sql_search
-from conveyor.store.sql.engine import create_engines, translate_errors
+from conveyor.store.sql.engine import create_engines, ensure_parent_folder, translate_errors
 
 RUN_NAME_TAG = "mlflow.runName"
 
@@ -69,6 +69,7 @@ class SqlStore(TrackingStore):
         ``conveyor db upgrade``, for deployments that migrate as a separate step.
         """
         with translate_errors(self.url):
+            ensure_parent_folder(self.url)
             self._writer, self._reader = create_engines(self.url)
             migrations.ensure_current(self._writer, self.url, upgrade=upgrade)
         return self
