@@ -10,7 +10,7 @@
     │   └── ArtifactNotFound
     ├── AlreadyExists                      400  RESOURCE_ALREADY_EXISTS (MLflow's status)
     ├── Conflict                           409  RESOURCE_CONFLICT
-    │   └── InvalidState                   400  INVALID_STATE
+    │   └── InvalidState                   400  INVALID_PARAMETER_VALUE (as MLflow)
     ├── IntegrityError                     500  DATA_LOSS
     ├── PermissionDenied                   403  PERMISSION_DENIED
     └── BackendUnavailable                 503  TEMPORARILY_UNAVAILABLE
@@ -91,10 +91,14 @@ class Conflict(ConveyorError):
 
 
 class InvalidState(Conflict):
-    """The target exists but its state forbids the change (a deleted or finished run)."""
+    """The target exists but its state forbids the change (a deleted or finished run).
+
+    On the wire it is MLflow's ``INVALID_PARAMETER_VALUE`` (what MLflow answers for writes
+    to a deleted run); Conveyor's client tells it apart by the body's ``kind``.
+    """
 
     headline = "Invalid state"
-    error_code = "INVALID_STATE"
+    error_code = "INVALID_PARAMETER_VALUE"
     http_status = 400
 
 
@@ -125,16 +129,15 @@ _BY_CODE: dict[str, type[ConveyorError]] = {
         NotFound,
         AlreadyExists,
         Conflict,
-        InvalidState,
         IntegrityError,
         PermissionDenied,
         BackendUnavailable,
     )
 }
 
-#: Wire-level subclasses that share a code with their parent, told apart by ``kind``.
+#: Subclasses that share a wire code with another class, told apart by ``kind``.
 _BY_KIND: dict[str, type[ConveyorError]] = {
-    cls.__name__: cls for cls in (ExperimentNotFound, RunNotFound, ArtifactNotFound)
+    cls.__name__: cls for cls in (ExperimentNotFound, RunNotFound, ArtifactNotFound, InvalidState)
 }
 
 

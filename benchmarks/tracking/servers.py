@@ -161,3 +161,16 @@ def fresh_dir(root: Path, name: str) -> Path:
     path = root / name
     path.mkdir(parents=True)
     return path
+
+
+def start_stub(home: Path, timeout: float = 30.0) -> Server:
+    """The canned-response stub of ``stub.py``, for the client-only floor."""
+    port = free_port()
+    command = [sys.executable, str(Path(__file__).with_name("stub.py")), str(port)]
+    server = _launch("stub", home, command, {}, port)
+    try:
+        _wait_for_health(server, timeout)
+    except BaseException:
+        stop(server)
+        raise
+    return server

@@ -24,11 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import requests
 from mlflow.entities import Metric as MlflowMetric
 from mlflow.entities import Param as MlflowParam
 
 MLFLOW = "MLflow"
 CONVEYOR = "Conveyor"
+#: The canned-response stub (``stub.py``): the MLflow client's own cost, no server work.
+FLOOR = "client only"
 MIB = 1024 * 1024
 
 
@@ -50,6 +53,8 @@ class Row:
     higher_is_better: bool
     conveyor: float | None = None
     mlflow: float | None = None
+    #: The same workload against the canned-response stub: what the client alone costs.
+    floor: float | None = None
     ratio_target: float | None = None
     abs_target: float | None = None
     #: Where MLflow's figure comes from another row (the own-client comparison).
@@ -62,6 +67,13 @@ class Row:
         if not self.conveyor or not self.mlflow:
             return None
         return self.conveyor / self.mlflow if self.higher_is_better else self.mlflow / self.conveyor
+
+    @property
+    def best_ratio(self) -> float | None:
+        """The ratio a server that took no time at all would reach over MLflow, through this client."""
+        if not self.floor or not self.mlflow:
+            return None
+        return self.floor / self.mlflow if self.higher_is_better else self.mlflow / self.floor
 
     @property
     def target_text(self) -> str:
@@ -106,6 +118,8 @@ class Side:
 class Context:
     def __init__(self, sides: Sequence[Side], rounds: int, workdir: Path) -> None:
         self.sides = list(sides)
+        #: The canned-response stub, measured alongside where a workload supports it.
+        self.floor: Side | None = None
         self.rounds = rounds
         self.workdir = workdir
         self.failures: list[Failure] = []
@@ -132,16 +146,46 @@ class Context:
             return None
 
     def reset(self) -> None:
-        for side in self.sides:
+        for side in [*self.sides, *([self.floor] if self.floor else [])]:
             side.broken = False
 
+    def can(self, path: str, body: bytes) -> None:
+        """Store the stub's answer for ``path`` (``/api/2.0/mlflow/...``)."""
+        if self.floor is not None:
+            response = requests.put(f"{self.floor.url}/__canned__{path}", data=body, timeout=30)
+            response.raise_for_status()
+
+    def prime(self, path: str, method: str, request: Callable[[Side], dict[str, Any]]) -> None:
+        """Give the stub, for ``path``, a real server's raw answer to the request ``request(side)``
+        describes (Conveyor's if it answers, else MLflow's)."""
+        if self.floor is None or self.floor.broken:
+            return
+        errors = []
+        for side in sorted(self.sides, key=lambda s: s.name != CONVEYOR):
+            try:
+                response = requests.request(method, f"{side.url}{path}", timeout=60, **request(side))
+            except (KeyError, requests.RequestException) as exc:
+                errors.append(f"{side.name}: {exc!r}")
+                continue
+            if response.ok:
+                self.can(path, response.content)
+                return
+            if response.ok:
+                return response.content
+            errors.append(f"{side.name}: HTTP {response.status_code} {response.text[:200]}")
+        self.fail("client-only floor", self.floor, RuntimeError(f"no answer to prime {path}: {errors}"))
+
     def alternate(
-        self, workload: str, rounds: int, measure: Callable[[Side, int], float]
+        self, workload: str, rounds: int, measure: Callable[[Side, int], float], floor: bool = False
     ) -> dict[str, list[float]]:
-        """Call ``measure(side, round)`` for every side in every round, alternating who goes first."""
-        samples: dict[str, list[float]] = {s.name: [] for s in self.sides}
+        """Call ``measure(side, round)`` for every side in every round, alternating who goes first.
+
+        With ``floor``, the canned-response stub is measured in every round too.
+        """
+        sides = self.sides + ([self.floor] if floor and self.floor is not None else [])
+        samples: dict[str, list[float]] = {s.name: [] for s in sides}
         for r in range(rounds):
-            order = self.sides if r % 2 == 0 else list(reversed(self.sides))
+            order = sides if r % 2 == 0 else list(reversed(sides))
             for side in order:
                 value = self.guarded(workload, side, lambda side=side, r=r: measure(side, r))
                 if value is not None:
@@ -157,6 +201,7 @@ def fill(row: Row, samples: dict[str, list[float]]) -> Row:
     row.samples = {k: [round(v, 6) for v in vs] for k, vs in samples.items()}
     row.conveyor = median(samples.get(CONVEYOR, []))
     row.mlflow = median(samples.get(MLFLOW, []))
+    row.floor = median(samples.get(FLOOR, []))
     return row
 
 
@@ -191,8 +236,9 @@ def log_metric_calls(ctx: Context, calls: int) -> Row:
                 side.client.log_metric(runs[side.name], "warmup", 0.5, timestamp=now_ms(), step=i)
 
         ctx.guarded(name, side, setup)
+    runs[FLOOR] = FLOOR_RUN
     per_round = split(calls, ctx.rounds)
-    steps: dict[str, int] = {s.name: 0 for s in ctx.sides}
+    steps: dict[str, int] = {s.name: 0 for s in ctx.sides} | {FLOOR: 0}
 
     def measure(side: Side, r: int) -> float:
         run_id, n, client = runs[side.name], per_round[r], side.client
@@ -205,10 +251,14 @@ def log_metric_calls(ctx: Context, calls: int) -> Row:
         steps[side.name] += n
         return n / elapsed
 
-    samples = ctx.alternate(name, ctx.rounds, measure)
+    samples = ctx.alternate(name, ctx.rounds, measure, floor=True)
     for side in ctx.sides:
         ctx.guarded(name, side, lambda side=side: _check_history(side, runs[side.name], "loss", calls))
     return fill(Row(name, f"log_metric, single calls ({calls:,})", "calls/s", True, ratio_target=5), samples)
+
+
+#: Run id the client sends to the stub (which ignores it).
+FLOOR_RUN = "0" * 32
 
 
 def _check_history(side: Side, run_id: str, key: str, expected: int) -> None:
@@ -234,6 +284,7 @@ def log_batch_points(ctx: Context, calls: int, per_call: int = 1000) -> Row:
             side.client.log_batch(runs[side.name], metrics=_mlflow_points(per_call, 10**9))
 
         ctx.guarded(name, side, setup)
+    runs[FLOOR] = FLOOR_RUN
     per_round = split(calls, ctx.rounds)
     # The same payloads for both servers, built before the clock starts.
     batches = [_mlflow_points(per_call, i * (per_call // 10)) for i in range(calls)]
@@ -247,7 +298,7 @@ def log_batch_points(ctx: Context, calls: int, per_call: int = 1000) -> Row:
             client.log_batch(run_id, metrics=batch)
         return len(todo) * per_call / (time.perf_counter() - t0)
 
-    samples = ctx.alternate(name, ctx.rounds, measure)
+    samples = ctx.alternate(name, ctx.rounds, measure, floor=True)
     for side in ctx.sides:
         ctx.guarded(
             name,
@@ -290,6 +341,13 @@ def runs_created(ctx: Context, runs: int) -> Row:
             side.client.log_batch(rid, *_run_payload(random.Random(0)))
 
         ctx.guarded(name, side, setup)
+    experiments[FLOOR] = "0"
+    # Captured in an experiment of its own, so that the runs counted below are the timed ones.
+    ctx.prime(
+        "/api/2.0/mlflow/runs/create",
+        "POST",
+        lambda s: {"json": {"experiment_id": new_experiment(s, "create-runs-capture")}},
+    )
     per_round = split(runs, ctx.rounds)
 
     def measure(side: Side, r: int) -> float:
@@ -302,7 +360,7 @@ def runs_created(ctx: Context, runs: int) -> Row:
             client.log_batch(run_id, metrics=metrics, params=params)
         return len(payloads) / (time.perf_counter() - t0)
 
-    samples = ctx.alternate(name, ctx.rounds, measure)
+    samples = ctx.alternate(name, ctx.rounds, measure, floor=True)
     for side in ctx.sides:
 
         def check(side: Side = side) -> None:
@@ -444,6 +502,20 @@ def _search_case(ctx: Context, experiments: dict[str, str], case: SearchCase, ru
 
         ctx.guarded(name, side, first)
     expected = min(100, _matching(runs, seed=42, case=case))
+    experiments[FLOOR] = "0"
+    ctx.prime(
+        "/api/2.0/mlflow/runs/search",
+        "POST",
+        lambda s: {
+            "json": {
+                "experiment_ids": [experiments[s.name]],
+                "filter": case.filter_string,
+                "run_view_type": "ACTIVE_ONLY",
+                "max_results": 100,
+                "order_by": case.order_by,
+            }
+        },
+    )
 
     def measure(side: Side, r: int) -> float:
         t0 = time.perf_counter()
@@ -452,7 +524,7 @@ def _search_case(ctx: Context, experiments: dict[str, str], case: SearchCase, ru
         assert len(found) == expected, f"{side.name}: {len(found)} runs returned, expected {expected}"
         return elapsed * 1000
 
-    samples = ctx.alternate(name, repeats, measure)
+    samples = ctx.alternate(name, repeats, measure, floor=True)
     row = Row(
         f"search_{case.key}_{runs}",
         f"search_runs {case.label}, {runs:,} runs (median)",
@@ -527,6 +599,12 @@ def metric_history(ctx: Context, points: int, repeats: int) -> Row:
             side.client.get_metric_history(run_id, "loss")  # warm-up
 
         ctx.guarded(name, side, setup)
+    runs[FLOOR] = FLOOR_RUN
+    ctx.prime(
+        "/api/2.0/mlflow/metrics/get-history",
+        "GET",
+        lambda s: {"params": {"run_id": runs[s.name], "metric_key": "loss", "max_results": 25000}},
+    )
 
     def measure(side: Side, r: int) -> float:
         t0 = time.perf_counter()
@@ -535,7 +613,7 @@ def metric_history(ctx: Context, points: int, repeats: int) -> Row:
         assert len(history) == points, f"{side.name}: {len(history)} points returned, {points} logged"
         return elapsed * 1000
 
-    samples = ctx.alternate(name, repeats, measure)
+    samples = ctx.alternate(name, repeats, measure, floor=True)
     return fill(
         Row(name, f"get_metric_history, {points:,} points (median)", "ms", False, ratio_target=3), samples
     )

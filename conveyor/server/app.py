@@ -29,8 +29,9 @@ def create_app(settings: Settings | None = None, service: TrackingService | None
     )
     app.state.service = service
     install_error_handlers(app)
-    app.include_router(native.build_router(service))
+    # MLflow's routes first: its clients send the most requests, and FastAPI tries routes in order.
     app.include_router(mlflow_api.build_router(service))
+    app.include_router(native.build_router(service))
 
     @app.get("/health", response_class=PlainTextResponse, include_in_schema=False)
     def health() -> str:

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from conveyor.errors import InvalidInput, NotFound
 from conveyor.server.requests import integer, json_body, required, string, string_list, string_map
 from conveyor.server.responses import JSON
-from conveyor.server.uploads import request_chunks
+from conveyor.server.streaming import pipe_body
 from conveyor.store import codec
 from conveyor.store.entities import Param, Tag, ViewType
 from conveyor.tracking.service import TrackingService
@@ -265,7 +265,7 @@ def _artifact_index_routes(router: APIRouter, service: TrackingService) -> None:
 def _artifact_routes(router: APIRouter, service: TrackingService) -> None:
     @router.put("/runs/{run_id}/artifacts/{path:path}", summary="Upload one file into a run's artifacts")
     async def upload(run_id: str, path: str, request: Request) -> dict[str, Any]:
-        record = await request_chunks(request, lambda chunks: service.log_artifact(run_id, path, chunks))
+        record = await pipe_body(request, lambda chunks: service.log_artifact(run_id, path, chunks))
         return codec.encode_artifact(record)
 
     @router.get("/runs/{run_id}/artifacts/{path:path}", summary="Download a verified artifact")

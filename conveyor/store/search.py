@@ -570,6 +570,42 @@ def _number(text: str) -> int | float:
         return float(text)
 
 
+_LOGGED_MODELS = _Grammar(
+    what="logged model",
+    entities={
+        Entity.ATTRIBUTE: _Kind.STRING,
+        Entity.TAG: _Kind.STRING,
+        Entity.PARAM: _Kind.STRING,
+        Entity.METRIC: _Kind.NUMBER,
+    },
+    attributes={
+        "model_id": _Kind.STRING,
+        "name": _Kind.STRING,
+        "model_type": _Kind.STRING,
+        "status": _Kind.STRING,
+        "source_run_id": _Kind.STRING,
+        "creation_timestamp": _Kind.NUMBER,
+        "last_updated_timestamp": _Kind.NUMBER,
+        "experiment_id": _Kind.ID,
+    },
+    aliases={
+        "creation_time": "creation_timestamp",
+        "last_updated_time": "last_updated_timestamp",
+        "run_id": "source_run_id",
+    },
+    dataset_keys=(),
+    order_entities=(Entity.ATTRIBUTE,),
+    order_attributes=(
+        "name",
+        "model_id",
+        "model_type",
+        "status",
+        "source_run_id",
+        "creation_timestamp",
+        "last_updated_timestamp",
+    ),
+)
+
 # -- public API -----------------------------------------------------------------------------
 
 
@@ -604,6 +640,12 @@ def parse_experiment_filter(text: str | None) -> Node | None:
     """Parse an experiment filter: attributes ``name``, ``creation_time``,
     ``last_update_time``, ``experiment_id``, ``lifecycle_stage`` and ``tags.<key>``."""
     return _parse_filter(text, _EXPERIMENTS)
+
+
+def parse_logged_model_filter(text: str | None) -> Node | None:
+    """Parse a logged-model filter (MLflow 3): ``name``, ``model_type``, ``status``,
+    ``source_run_id``, times, ``params.<key>``, ``tags.<key>`` and ``metrics.<key>``."""
+    return _parse_filter(text, _LOGGED_MODELS)
 
 
 def parse_run_order_by(items: Sequence[str] | None) -> list[OrderKey]:

@@ -7,6 +7,7 @@ models land in Conveyor's one store. Modules, one concern each:
 - :mod:`.wire`: request parsing and entity JSON, with MLflow's field names and messages;
 - :mod:`.routing`: endpoint declarations, the thread-pool bridge, mounting under
   ``/api/2.0`` and ``/ajax-api/2.0``;
+- :mod:`.streaming`: upload bodies piped into the blocking artifact service;
 - :mod:`.experiments`, :mod:`.runs`, :mod:`.run_data`, :mod:`.history`,
   :mod:`.artifacts`, :mod:`.logged_models`, :mod:`.server_info`: the endpoints.
 """

@@ -425,48 +425,11 @@ def _load(conn: Connection, rows: list[RowMapping]) -> list[LoggedModel]:
 
 # -- search ---------------------------------------------------------------------------------
 
-# The filter reuses the run search parser with a grammar of its own. ``_Grammar`` and
-# ``_Parser`` are internal to :mod:`conveyor.store.search`; a public
-# ``parse_logged_model_filter`` there would let this module drop the private imports.
-_GRAMMAR = q._Grammar(
-    what="logged model",
-    entities={
-        q.Entity.ATTRIBUTE: q._Kind.STRING,
-        q.Entity.TAG: q._Kind.STRING,
-        q.Entity.PARAM: q._Kind.STRING,
-        q.Entity.METRIC: q._Kind.NUMBER,
-    },
-    attributes={
-        "model_id": q._Kind.STRING,
-        "name": q._Kind.STRING,
-        "model_type": q._Kind.STRING,
-        "status": q._Kind.STRING,
-        "source_run_id": q._Kind.STRING,
-        "creation_timestamp": q._Kind.NUMBER,
-        "last_updated_timestamp": q._Kind.NUMBER,
-        "experiment_id": q._Kind.ID,
-    },
-    aliases={
-        "creation_time": "creation_timestamp",
-        "last_updated_time": "last_updated_timestamp",
-        "run_id": "source_run_id",
-    },
-    dataset_keys=(),
-    order_entities=(q.Entity.ATTRIBUTE,),
-    order_attributes=tuple(ORDER_FIELDS),
-)
-
 
 def parse_filter(text: str | None) -> q.Node | None:
     """The filter's tree, or None for no filter; metric comparisons are refused for now."""
-    if text is None:
-        return None
-    if not isinstance(text, str):
-        raise InvalidInput(f"Invalid filter: expected a string, got {type(text).__name__}")
-    if not text.strip():
-        return None
-    node = q._Parser(text, _GRAMMAR, "filter").parse_filter()
-    if _mentions_metrics(node):
+    node = q.parse_logged_model_filter(text)
+    if node is not None and _mentions_metrics(node):
         raise InvalidInput(
             f"Invalid filter {text!r}: logged models cannot be filtered by metrics yet; "
             "filter on attributes, params.<key> or tags.<key>."
