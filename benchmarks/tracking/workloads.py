@@ -641,11 +641,27 @@ def artifact_transfer(ctx: Context, size_mib: int, rounds: int) -> list[Row]:
             side,
             lambda side=side: experiments.__setitem__(side.name, new_experiment(side, "artifacts")),
         )
-    up: dict[str, list[float]] = {s.name: [] for s in ctx.sides}
-    down: dict[str, list[float]] = {s.name: [] for s in ctx.sides}
+    sides = ctx.sides + ([ctx.floor] if ctx.floor else [])
+    up: dict[str, list[float]] = {s.name: [] for s in sides}
+    down: dict[str, list[float]] = {s.name: [] for s in sides}
+    if ctx.floor is not None:
+        # The stub answers runs/get with a real run (its mlflow-artifacts: location), drops
+        # the upload, and serves the file from memory for the download.
+        ctx.prime(
+            "/api/2.0/mlflow/runs/get",
+            "GET",
+            lambda s: {"params": {"run_id": new_run(s, experiments[s.name])}},
+        )
+        ctx.guarded(
+            name,
+            ctx.floor,
+            lambda: requests.put(
+                f"{ctx.floor.url}/__file__", data=str(source), timeout=60
+            ).raise_for_status(),
+        )
 
     def one(side: Side, r: int) -> float:
-        run_id = new_run(side, experiments[side.name])
+        run_id = FLOOR_RUN if side.name == FLOOR else new_run(side, experiments[side.name])
         t0 = time.perf_counter()
         side.client.log_artifact(run_id, str(source))
         up_s = time.perf_counter() - t0
@@ -664,7 +680,7 @@ def artifact_transfer(ctx: Context, size_mib: int, rounds: int) -> list[Row]:
         down[side.name].append(size_mib / down_s)
         return up_s
 
-    ctx.alternate(name, rounds, one)
+    ctx.alternate(name, rounds, one, floor=True)
     source.unlink()
     return [
         fill(
