@@ -20,6 +20,7 @@ import os
 import platform
 import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
@@ -152,7 +153,27 @@ def environment() -> dict[str, str]:
         "cpus": str(os.cpu_count()),
         "platform": platform.platform(),
         "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "revision": _revision(),
     }
+
+
+def _revision() -> str:
+    """The git commit measured, ``+dirty`` when the working tree differs from it."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def _conveyor_version() -> str:
@@ -370,7 +391,8 @@ def print_table(rows: list[w.Row], failures: list[w.Failure], env: dict[str, str
             table.add_row(*cells)
         Console(width=max(180, shutil.get_terminal_size().columns)).print(table)
     print(
-        f"\n{env['date']} | Conveyor {env['conveyor']} | MLflow {env['mlflow']} | Python {env['python']} | "
+        f"\n{env['date']} | Conveyor {env['conveyor']} (git {env['revision']}) | MLflow {env['mlflow']} | "
+        f"Python {env['python']} | "
         f"SQLite {env['sqlite']} | {env['cpus']} CPUs | load average at start {env['load_average']} | "
         f"took {env.get('duration', '?')}"
     )

@@ -20,7 +20,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from conveyor.store.entities import DatasetInput, Experiment, Metric, Run
+    from conveyor.store.entities import Experiment, Run
 
 
 def console(*, stderr: bool = False) -> Console:
@@ -78,48 +78,22 @@ def number(value: float) -> str:
 
 
 def experiment_json(experiment: Experiment) -> dict[str, Any]:
-    return {
-        "experiment_id": experiment.experiment_id,
-        "name": experiment.name,
-        "artifact_location": experiment.artifact_location,
-        "lifecycle_stage": str(experiment.lifecycle_stage),
-        "creation_time": experiment.creation_time,
-        "last_update_time": experiment.last_update_time,
-        "tags": dict(experiment.tags),
-    }
+    from conveyor.store import codec
 
-
-def metric_json(metric: Metric) -> dict[str, Any]:
-    return {"value": metric.value, "step": metric.step, "timestamp": metric.timestamp}
-
-
-def input_json(item: DatasetInput) -> dict[str, Any]:
-    ds = item.dataset
-    return {
-        "name": ds.name,
-        "digest": ds.digest,
-        "source_type": ds.source_type,
-        "source": ds.source,
-        "schema": ds.schema,
-        "profile": ds.profile,
-        "tags": dict(item.tags),
-    }
+    return codec.encode_experiment(experiment)
 
 
 def run_json(run: Run) -> dict[str, Any]:
-    info = run.info
+    """The run in Conveyor's wire shape, except metrics keyed by name for easy ``jq`` use."""
+    from conveyor.store import codec
+
     return {
-        "run_id": info.run_id,
-        "experiment_id": info.experiment_id,
-        "run_name": info.run_name,
-        "user_id": info.user_id,
-        "status": str(info.status),
-        "start_time": info.start_time,
-        "end_time": info.end_time,
-        "artifact_uri": info.artifact_uri,
-        "lifecycle_stage": str(info.lifecycle_stage),
+        **codec.encode_run_info(run.info),
         "params": dict(run.params),
-        "metrics": {key: metric_json(m) for key, m in run.metrics.items()},
+        "metrics": {
+            key: {"value": codec.encode_float(m.value), "step": m.step, "timestamp": m.timestamp}
+            for key, m in run.metrics.items()
+        },
         "tags": dict(run.tags),
-        "inputs": [input_json(i) for i in run.inputs],
+        "inputs": [codec.encode_dataset_input(i) for i in run.inputs],
     }

@@ -212,9 +212,9 @@ def test_runs_show(client: Client, tmp_path: Path) -> None:
     assert shown["metrics"]["loss"]["value"] == pytest.approx(1 / 3)
     assert shown["metrics"]["odd"]["value"] == "NaN"  # strict JSON: no bare NaN
     assert shown["tags"]["team"] == "risk"
-    [dataset] = shown["inputs"]
-    assert dataset["name"] == "train" and len(dataset["digest"]) == 64
-    assert dataset["tags"] == {"mlflow.data.context": "training"}
+    [logged] = shown["inputs"]
+    assert logged["dataset"]["name"] == "train" and len(logged["dataset"]["digest"]) == 64
+    assert logged["tags"] == {"mlflow.data.context": "training"}
 
     text = ok("runs", "show", run_id).stdout
     for value in ("shown", "loss", "team", "train", "training"):
