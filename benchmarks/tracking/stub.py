@@ -22,6 +22,8 @@ CANNED_PREFIX = "/__canned__"
 FILE_PATH = "/__file__"
 
 
+#: Size of the writes of a large response.
+OUT_CHUNK = 1024 * 1024
 #: Request bodies larger than this are counted and dropped as they arrive (artifact uploads).
 KEEP_BODY_LIMIT = 1024 * 1024
 
@@ -38,10 +40,29 @@ class Stub(asyncio.Protocol):
         self.request: tuple[str, str] | None = None
         self.remaining = 0
         self.keep = True
+        #: What is left of a large response, written as the socket drains (flow control).
+        self.outgoing: memoryview | None = None
+        self.paused = False
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self.drain()
+
+    def drain(self) -> None:
+        while self.outgoing is not None and not self.paused:
+            chunk, rest = self.outgoing[:OUT_CHUNK], self.outgoing[OUT_CHUNK:]
+            self.outgoing = rest if len(rest) else None
+            self.transport.write(chunk)  # type: ignore[attr-defined]
+            if self.outgoing is None and self.buffer:
+                while self.step():
+                    pass
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        while self.step():
+        while self.outgoing is None and self.step():
             pass
 
     def step(self) -> bool:
@@ -88,7 +109,10 @@ class Stub(asyncio.Protocol):
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {len(payload)}\r\n\r\n".encode()
         )
-        self.transport.write(payload)  # type: ignore[attr-defined]
+        # Written a chunk at a time as the socket drains: one huge write would make asyncio
+        # buffer it all and shift the buffer after every send.
+        self.outgoing = memoryview(payload)
+        self.drain()
 
 
 async def main(port: int) -> None:
