@@ -757,3 +757,26 @@ def test_metric_filter_and_order_on_100k_runs_is_fast(big_sqlite: Engine) -> Non
     assert len([step for step in plan if "(run_id=? AND key=?)" in step]) == 2, plan
     median = statistics.median(timings)
     assert median < 0.5, f"median {median * 1000:.0f} ms over 5 runs; plan: {plan}"
+
+
+def test_order_by_a_bounded_metric_reads_the_metric_index(big_sqlite: Engine) -> None:
+    """Filtering and ordering by the same metric walks ``ix_latest_metrics_key_value`` and
+    stops at the page size, instead of ranking every run of the experiment."""
+    query = build_run_query([1], ("active",), "metrics.acc > 0.5", ["metrics.acc DESC"]).limit(101)
+    with big_sqlite.connect() as conn:
+        sql = str(query.compile(dialect=big_sqlite.dialect, compile_kwargs={"literal_binds": True}))
+        plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
+        rows = conn.execute(query).all()
+        expected = conn.exec_driver_sql(
+            "SELECT r.id FROM runs r JOIN latest_metrics m ON m.run_id = r.id AND m.key = 'acc' "
+            "WHERE m.is_nan = 0 AND m.value > 0.5 ORDER BY m.value DESC, r.start_time DESC, r.run_uuid "
+            "LIMIT 101"
+        ).all()
+    assert any("USING INDEX ix_latest_metrics_key_value (key=? AND value>?)" in step for step in plan), plan
+    assert [r[0] for r in rows] == [r[0] for r in expected]
+
+
+def test_bounded_metric_order_keeps_nan_and_missing_out(engine: Engine) -> None:
+    assert _runs(engine, "metrics.acc > -1", ["metrics.acc DESC"]) == _runs(
+        engine, "metrics.acc > -1 AND params.lr IS NULL OR metrics.acc > -1", ["metrics.acc DESC"]
+    )
