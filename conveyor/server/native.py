@@ -206,17 +206,18 @@ def _logging_routes(router: APIRouter, service: TrackingService) -> None:
     @router.post("/runs/{run_id}/batch", summary="Log metrics (columnar), params and tags atomically")
     async def log_batch(run_id: str, request: Request) -> dict[str, Any]:
         data = await json_body(request)
-        metrics = codec.decode_metrics(data.get("metrics") or {})
         params = [Param(k, v) for k, v in string_map(data, "params").items()]
         tags = [Tag(k, v) for k, v in string_map(data, "tags").items()]
-        await _call(store.log_batch, run_id, metrics, params, tags)
+        await _call(
+            lambda: store.log_batch(run_id, codec.decode_metrics(data.get("metrics") or {}), params, tags)
+        )
         return {}
 
     @router.post("/runs/{run_id}/metrics", summary="Log up to 100,000 metric points (columnar)")
     async def log_metrics(run_id: str, request: Request) -> dict[str, Any]:
         data = await json_body(request)
-        metrics = codec.decode_metrics(data.get("metrics") or {})
-        await _call(store.log_metrics, run_id, metrics)
+        # Decoding 100,000 points takes a while: do it off the event loop too.
+        await _call(lambda: store.log_metrics(run_id, codec.decode_metrics(data.get("metrics") or {})))
         return {}
 
     @router.get("/runs/{run_id}/metrics/{key:path}", summary="A metric's history (columnar)")

@@ -62,7 +62,7 @@ def decode_metrics(columns: object) -> list[Metric]:
     if not len(keys) == len(values) == len(stamps) == len(steps):
         raise InvalidInput("Invalid value for parameter 'metrics': columns must have equal lengths")
     return [
-        Metric(key, decode_float(value, "metrics.value"), stamp, step)
+        Metric(key, value if type(value) is float else decode_float(value, "metrics.value"), stamp, step)
         for key, value, stamp, step in zip(keys, values, stamps, steps, strict=True)
     ]
 
