@@ -42,11 +42,14 @@ def parse_duration(text: str) -> int:
 
 
 @contextlib.contextmanager
-def _collector(tracking_uri: str | None) -> Iterator[tuple[TrackingStore, Callable[[int | None], list[str]]]]:
-    """The store to describe candidates with, and the function that collects them.
+def _collector(
+    tracking_uri: str | None,
+) -> Iterator[tuple[TrackingStore, Callable[[list[str], int | None, Callable[[int], None]], list[str]]]]:
+    """The store to describe candidates with, and the function that purges them.
 
-    Locally, the tracking service removes artifacts and rows itself; through a server, its
-    ``/gc`` endpoint does the same on the server's side.
+    Locally, the tracking service removes each run's artifacts and rows, one run at a
+    time so the progress bar moves per run; through a server, its ``/gc`` endpoint does
+    the same on the server's side in one call.
     """
     _, uri = resolve_uri(tracking_uri)
     if is_server_uri(uri):
@@ -54,9 +57,11 @@ def _collector(tracking_uri: str | None) -> Iterator[tuple[TrackingStore, Callab
 
         rest = RestStore(uri)  # type: ignore[arg-type]
 
-        def remote(cutoff: int | None) -> list[str]:
+        def remote(_run_ids: list[str], cutoff: int | None, advance: Callable[[int], None]) -> list[str]:
             response = rest.request("POST", "/gc", json={"older_than": cutoff})
-            return list(response.json()["run_ids"])
+            removed = list(response.json()["run_ids"])
+            advance(len(removed))
+            return removed
 
         try:
             yield rest, remote
@@ -64,7 +69,19 @@ def _collector(tracking_uri: str | None) -> Iterator[tuple[TrackingStore, Callab
             rest.close()
         return
     with open_service(tracking_uri) as service:
-        yield service.store, service.collect_garbage
+
+        def local(run_ids: list[str], _cutoff: int | None, advance: Callable[[int], None]) -> list[str]:
+            removed = []
+            for run_id in run_ids:
+                try:
+                    service.purge_run(run_id)
+                except NotFound:
+                    continue  # removed by a concurrent gc in the meantime
+                removed.append(run_id)
+                advance(1)
+            return removed
+
+        yield service.store, local
 
 
 def collect(
@@ -83,7 +100,7 @@ def collect(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     cutoff = None if older_than is None else int(time.time() * 1000) - parse_duration(older_than)
-    with _collector(tracking_uri) as (store, collect_garbage):
+    with _collector(tracking_uri) as (store, purge):
         # Describe the candidates first: once collected, they can no longer be read.
         candidates: dict[str, tuple[Run, int]] = {}
         for run_id in store.deleted_run_ids(cutoff):
@@ -102,9 +119,7 @@ def collect(
             disable=as_json or not candidates,
         ) as progress:
             task = progress.add_task("Removing deleted runs", total=len(candidates))
-            # Artifacts go before rows, so nothing is left orphaned in storage.
-            removed = collect_garbage(cutoff)
-            progress.update(task, completed=len(removed))
+            removed = purge(list(candidates), cutoff, lambda n: progress.advance(task, n))
 
     rows = [(run_id, *candidates.get(run_id, (None, 0))) for run_id in removed]
     if as_json:

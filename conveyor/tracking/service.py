@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from conveyor.artifacts import ArtifactStore, safe_relpath
 from conveyor.config import Settings
-from conveyor.errors import ArtifactNotFound, InvalidInput
+from conveyor.errors import ArtifactNotFound, InvalidInput, InvalidState
 from conveyor.store.base import MANAGED_ARTIFACT_SCHEME, TrackingStore, now_ms
 from conveyor.store.entities import ArtifactRecord, LifecycleStage, Run
 
@@ -138,13 +138,19 @@ class TrackingService:
         return removed
 
     def collect_garbage(self, older_than_ms: int | None = None) -> list[str]:
-        """Remove soft-deleted runs for good, artifacts first, so nothing is left orphaned in storage."""
+        """Remove soft-deleted runs for good; returns their ids."""
         removed = []
         for run_id in self.store.deleted_run_ids(older_than_ms):
-            run = self.store.get_run(run_id)
-            if run.info.artifact_uri.startswith(MANAGED_ARTIFACT_SCHEME):
-                # The run's folder (``<experiment>/<run>``), not only its ``artifacts`` child.
-                self.artifacts.delete_prefix(posixpath.dirname(self.run_artifact_root(run)))
-            self.store.hard_delete_run(run_id)
+            self.purge_run(run_id)
             removed.append(run_id)
         return removed
+
+    def purge_run(self, run_id: str) -> None:
+        """Remove one soft-deleted run: artifacts first, so nothing is left orphaned in storage."""
+        run = self.store.get_run(run_id)
+        if run.info.lifecycle_stage != LifecycleStage.DELETED:
+            raise InvalidState(f"Run {run_id} must be deleted before it can be removed for good.")
+        if run.info.artifact_uri.startswith(MANAGED_ARTIFACT_SCHEME):
+            # The run's folder (``<experiment>/<run>``), not only its ``artifacts`` child.
+            self.artifacts.delete_prefix(posixpath.dirname(self.run_artifact_root(run)))
+        self.store.hard_delete_run(run_id)
