@@ -21,14 +21,19 @@ async def json_body(request: Request, limit: int = MAX_JSON_BODY) -> dict[str, A
     raw = await request.body()
     if len(raw) > limit:
         raise InvalidInput(f"Request body is {len(raw)} bytes, at most {limit} are allowed")
-    if not raw.strip():
+    return parse_json_object(raw)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object body; an empty body is an empty object (protobuf's empty message)."""
+    if not raw or raw.isspace():
         return {}
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"Malformed JSON in request body: {exc}") from None
+        raise InvalidInput(f"Malformed JSON in the request body: {exc}") from None
     if not isinstance(data, dict):
-        raise InvalidInput("The request body must be a JSON object")
+        raise InvalidInput("The request body must be a JSON object.")
     return data
 
 

@@ -26,6 +26,7 @@ from fastapi import Request, Response
 
 from conveyor.artifacts import safe_relpath
 from conveyor.errors import InvalidInput
+from conveyor.server.requests import parse_json_object
 from conveyor.store.entities import (
     DatasetInput,
     Experiment,
@@ -308,16 +309,7 @@ async def read_fields(request: Request, limit: int = MAX_BODY_BYTES) -> Fields:
 
 
 def parse_body(raw: bytes) -> Fields:
-    """A JSON object body; an empty body is an empty message, as protobuf has it."""
-    if not raw or raw.isspace():
-        return Fields({})
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"Malformed JSON in the request body: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidInput("The request body must be a JSON object.")
-    return Fields(data)
+    return Fields(parse_json_object(raw))
 
 
 def artifact_path(path: str) -> str:
