@@ -6,10 +6,9 @@ ORM object or a wire dict. Times are integer milliseconds since the epoch, as in
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
@@ -57,23 +56,17 @@ class Experiment:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Metric:
-    """One point of a metric's time series; ``value`` may be NaN or ±inf."""
+class Metric(NamedTuple):
+    """One point of a metric's time series; ``value`` may be NaN or ±inf.
+
+    A named tuple rather than a frozen dataclass: metrics come by the hundred thousand,
+    and a tuple is built several times faster, which training loops and history reads feel.
+    """
 
     key: str
     value: float
     timestamp: int
     step: int = 0
-
-    def same_point(self, other: Metric) -> bool:
-        """Equality that treats NaN as equal to NaN, for comparing stored points."""
-        both_nan = math.isnan(self.value) and math.isnan(other.value)
-        return (self.key, self.timestamp, self.step) == (
-            other.key,
-            other.timestamp,
-            other.step,
-        ) and (both_nan or self.value == other.value)
 
 
 @dataclass(frozen=True, slots=True)

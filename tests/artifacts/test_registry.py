@@ -21,11 +21,10 @@ TESTED_SCHEMES = {
     "az": "test_azurite.py",
     "abfs": "test_azurite.py",
     "abfss": "test_azurite.py",
+    "s3": "test_s3.py",
 }
 #: Registered schemes without a suite yet, and why.
-KNOWN_GAPS = {
-    "s3": "no S3 emulator (moto/MinIO) in the test environment yet",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 class UnreachableFileSystem(AbstractFileSystem):

@@ -13,6 +13,7 @@ from sqlalchemy import create_engine
 
 from conveyor.errors import BackendUnavailable
 from conveyor.store.sql import migrations
+from conveyor.store.sql.logged_models import SqlLoggedModelStore
 from conveyor.store.sql.schema import metadata
 from conveyor.store.sql.store import SqlStore
 
@@ -53,6 +54,40 @@ def test_every_revision_upgrades_with_data_kept(tmp_path: Path) -> None:
     assert [m.value for m in store.get_metric_history("a1b2c3", "m").items] == [2.5]
     with engine.connect() as conn:
         assert migrations.current_revision(conn) == migrations.head_revision()
+    store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_upgrade_from_0001_backfills_run_outputs(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Models logged before run outputs had a table stay their source run's outputs, at step 0."""
+    url = (
+        f"sqlite:///{tmp_path / 'outputs.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        command.upgrade(migrations.alembic_config(conn), "0001")
+        conn.exec_driver_sql(
+            "INSERT INTO runs (id, run_uuid, experiment_id, name, user_id, status, start_time, "
+            "artifact_uri, lifecycle_stage) VALUES (7, 'a1b2c3', 0, 'old', 'ana', 'FINISHED', 5, "
+            "'mlflow-artifacts:/0/a1b2c3/artifacts', 'active')"
+        )
+        for model_id, source in [("m-1", "'a1b2c3'"), ("m-2", "NULL"), ("m-3", "'gone'")]:
+            conn.exec_driver_sql(
+                "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, status, "
+                "source_run_id, creation_time, last_updated_time, lifecycle_stage) VALUES "
+                f"('{model_id}', 0, 'model', 'mlflow-artifacts:/0/models/{model_id}/artifacts', 'READY', "
+                f"{source}, 5, 5, 'active')"
+            )
+        conn.commit()
+    store = SqlStore(url).open(upgrade=True)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT run_id, model_id, step FROM run_outputs").all()
+    assert [tuple(r) for r in rows] == [(7, "m-1", 0)]
+    assert SqlLoggedModelStore(store).outputs_for_runs(["a1b2c3"]) == {"a1b2c3": [("m-1", 0)]}
     store.close()
 
 

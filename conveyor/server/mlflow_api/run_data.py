@@ -185,20 +185,11 @@ def endpoints(ctx: Context) -> list[Endpoint]:
         await call(append_model_history, run_id, model)
         return ok()
 
-    def record_outputs(run_id: str, model_ids: list[str]) -> None:
-        models = ctx.logged_models()
-        store.get_run(run_id)
-        for model_id in model_ids:
-            models.record_output(run_id, model_id)
-
     async def log_outputs(request: Request) -> Response:
         f = await read_fields(request)
         run_id = f.run_id()
-        model_ids = []
-        for item in f.objects("models"):
-            model_ids.append(item.need_text("model_id"))
-            item.integer("step", default=0)
-        await call(record_outputs, run_id, model_ids)
+        outputs = [(item.need_text("model_id"), item.integer_or("step", 0)) for item in f.objects("models")]
+        await call(ctx.logged_models().record_outputs, run_id, outputs)
         return ok()
 
     metric_fields = {
@@ -247,7 +238,7 @@ def endpoints(ctx: Context) -> list[Endpoint]:
             "POST",
             "/mlflow/runs/outputs",
             log_outputs,
-            "Link logged models to the run that produced them",
+            "Record logged models a run output, each at a step",
             {"run_id": "string", "models": "object[]"},
         ),
     ]

@@ -34,7 +34,7 @@ def endpoints(ctx: Context) -> list[Endpoint]:
     store = ctx.service.store
 
     def with_outputs(runs: list[Run]) -> list[dict[str, object]]:
-        """Runs as JSON, each with the logged models it produced (one query for all of them)."""
+        """Runs as JSON, each with the logged models it output (one query for all of them)."""
         outputs = ctx.models.outputs_for_runs([r.info.run_id for r in runs]) if ctx.models and runs else {}
         return [run_json(r, outputs.get(r.info.run_id, ())) for r in runs]
 

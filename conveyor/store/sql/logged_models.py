@@ -7,8 +7,9 @@ it READY. ``runs:/<run>/<name>`` URIs are resolved by searching the run's experi
 model of that name whose ``source_run_id`` is the run.
 
 This class works on :class:`~conveyor.store.sql.store.SqlStore`'s connections and the
-``logged_models*`` tables; it validates its input the way the tracking store does, so the
-HTTP layer only translates.
+``logged_models*`` tables, plus ``run_outputs`` (which run output which model at which
+step); it validates its input the way the tracking store does, so the HTTP layer only
+translates.
 """
 
 from __future__ import annotations
@@ -241,41 +242,55 @@ class SqlLoggedModelStore:
         return Page(page, encode_page_token(offset + limit) if more else None)
 
     def outputs_for_runs(self, run_ids: Sequence[str]) -> dict[str, list[tuple[str, int]]]:
-        """``(model_id, step)`` of the active models each run produced, oldest first."""
-        table = s.logged_models
+        """``(model_id, step)`` of the active models each run output, by step, then oldest model first."""
+        outputs, runs, models = s.run_outputs, s.runs, s.logged_models
         found: dict[str, list[tuple[str, int]]] = defaultdict(list)
         if not run_ids:
             return found
         with self.store._read() as conn:
             for part in _batches(list(run_ids)):
                 query = (
-                    select(table.c.model_id, table.c.source_run_id)
-                    .where(
-                        table.c.source_run_id.in_(part),
-                        table.c.lifecycle_stage == LifecycleStage.ACTIVE.value,
+                    select(runs.c.run_uuid, outputs.c.model_id, outputs.c.step)
+                    .select_from(
+                        outputs.join(runs, runs.c.id == outputs.c.run_id).join(
+                            models, models.c.model_id == outputs.c.model_id
+                        )
                     )
-                    .order_by(table.c.creation_time, table.c.model_id)
+                    .where(
+                        runs.c.run_uuid.in_(part),
+                        models.c.lifecycle_stage == LifecycleStage.ACTIVE.value,
+                    )
+                    .order_by(outputs.c.step, models.c.creation_time, models.c.model_id)
                 )
-                for model_id, run_id in conn.execute(query):
-                    found[run_id].append((model_id, 0))
+                for run_id, model_id, step in conn.execute(query):
+                    found[run_id].append((model_id, step))
         return found
 
-    def record_output(self, run_id: str, model_id: str) -> None:
-        """Link a model to the run that produced it (``runs/outputs``).
+    def record_outputs(self, run_id: str, outputs: Sequence[tuple[str, int]]) -> None:
+        """Record that an active run output these ``(model_id, step)`` pairs (``runs/outputs``).
 
-        Only the producing run is stored (``source_run_id``); a model already linked to
-        another run keeps that link, because the schema has one column for it.
+        All or nothing: an unknown or deleted model fails the whole request. Recording a pair
+        again is a no-op. A model created without a source run takes this run as its source,
+        so ``runs:/<run>/<name>`` finds it.
         """
         v.check_run_id(run_id)
+        for _, step in outputs:
+            if type(step) is not int:
+                raise InvalidInput(f"Invalid logged model output step {step!r}: must be an integer")
         with self.store._write() as conn:
-            _run_pk(conn, run_id)
-            row = _model_row(conn, model_id)
-            if row["source_run_id"] is None:
-                conn.execute(
-                    update(s.logged_models)
-                    .where(s.logged_models.c.model_id == model_id)
-                    .values(source_run_id=run_id, last_updated_time=now_ms())
-                )
+            run_pk = _active_run_pk(conn, run_id)
+            if not outputs:
+                return
+            for model_id in dict.fromkeys(model_id for model_id, _ in outputs):
+                if _model_row(conn, model_id)["source_run_id"] is None:
+                    conn.execute(
+                        update(s.logged_models)
+                        .where(s.logged_models.c.model_id == model_id)
+                        .values(source_run_id=run_id, last_updated_time=now_ms())
+                    )
+            unique = dict.fromkeys((model_id, step) for model_id, step in outputs)
+            rows = [{"run_id": run_pk, "model_id": model_id, "step": step} for model_id, step in unique]
+            conn.execute(_dialect_insert(conn, s.run_outputs).on_conflict_do_nothing(), rows)
 
 
 # -- validation -----------------------------------------------------------------------------
@@ -334,6 +349,19 @@ def _run_pk(conn: Connection, run_id: str) -> int:
     if pk is None:
         raise RunNotFound(f"Run with id={run_id} not found")
     return int(pk)
+
+
+def _active_run_pk(conn: Connection, run_id: str) -> int:
+    row = conn.execute(
+        select(s.runs.c.id, s.runs.c.lifecycle_stage).where(s.runs.c.run_uuid == run_id)
+    ).first()
+    if row is None:
+        raise RunNotFound(f"Run with id={run_id} not found")
+    if row.lifecycle_stage != LifecycleStage.ACTIVE:
+        raise InvalidState(
+            f"The run {run_id} must be in the 'active' state. Current state is {row.lifecycle_stage}."
+        )
+    return int(row.id)
 
 
 def _model_row(conn: Connection, model_id: str, *, allow_deleted: bool = False) -> RowMapping:

@@ -197,3 +197,20 @@ logged_model_params = Table(
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+#: Which run output which logged model at which step (MLflow's ``runs/outputs``). A model
+#: may be output by several runs, and by one run at several steps; re-recording is a no-op.
+run_outputs = Table(
+    "run_outputs",
+    metadata,
+    Column("run_id", IdType, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "model_id",
+        String(64),
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+    Column("step", BigInteger, primary_key=True),
+    sqlite_with_rowid=False,
+)

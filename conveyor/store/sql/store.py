@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RowMapping, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, RowMapping, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -50,6 +50,8 @@ from conveyor.store.sql import search as sql_search
 from conveyor.store.sql.engine import create_engines, ensure_parent_folder, translate_errors
 
 RUN_NAME_TAG = "mlflow.runName"
+#: LIMIT for "all of them": both dialects take a bound bigint.
+_NO_LIMIT = 2**62
 
 
 class SqlStore(TrackingStore):
@@ -447,6 +449,15 @@ class SqlStore(TrackingStore):
         self._execute_many(conn, "upsert_latest_metrics", list(newest.values()))
 
     def _bulk_statement(self, name: str) -> Any:
+        if name == "metric_history":
+            table = s.metrics
+            return (
+                select(table.c.step, table.c.timestamp, table.c.value, table.c.is_nan)
+                .where(table.c.run_id == bindparam("run_id"), table.c.key == bindparam("key"))
+                .order_by(table.c.step, table.c.timestamp, table.c.value)
+                .limit(bindparam("limit"))
+                .offset(bindparam("offset"))
+            )
         if name == "insert_metrics":
             return self._insert(s.metrics).on_conflict_do_nothing()
         table = s.latest_metrics
@@ -458,6 +469,16 @@ class SqlStore(TrackingStore):
             < tuple_(stmt.excluded.step, stmt.excluded.timestamp, stmt.excluded.value),
         )
 
+    def _hot_statement(self, conn: Connection, name: str) -> Any:
+        compiled = self._compiled.get(name)
+        if compiled is None:
+            compiled = self._compiled[name] = self._bulk_statement(name).compile(dialect=conn.dialect)
+        return compiled
+
+    @staticmethod
+    def _driver_params(compiled: Any, row: dict[str, Any]) -> Any:
+        return tuple(row[key] for key in compiled.positiontup) if compiled.positional else row
+
     def _execute_many(self, conn: Connection, name: str, rows_: list[dict[str, Any]]) -> None:
         """Run a hot-path statement over many rows straight through the driver.
 
@@ -465,14 +486,18 @@ class SqlStore(TrackingStore):
         SQLite's insert itself, on one point as on 10,000. The statement is still built and
         compiled by SQLAlchemy, once per store, so it stays dialect-correct and parameterised.
         """
-        compiled = self._compiled.get(name)
-        if compiled is None:
-            compiled = self._compiled[name] = self._bulk_statement(name).compile(dialect=conn.dialect)
-        if compiled.positional:
-            order = compiled.positiontup
-            conn.exec_driver_sql(str(compiled), [tuple(row[key] for key in order) for row in rows_])
-        else:
-            conn.exec_driver_sql(str(compiled), rows_)
+        compiled = self._hot_statement(conn, name)
+        conn.exec_driver_sql(str(compiled), [self._driver_params(compiled, row) for row in rows_])
+
+    def _driver_rows(self, conn: Connection, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Plain tuples from a hot-path query: building result rows costs more than reading 10,000 points."""
+        compiled = self._hot_statement(conn, name)
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(str(compiled), self._driver_params(compiled, params))
+            return cursor.fetchall()
+        finally:
+            cursor.close()
 
     def _delete_tag(self, run_id: str, key: str) -> None:
         with self._write() as conn:
@@ -524,18 +549,12 @@ class SqlStore(TrackingStore):
         self, run_id: str, key: str, max_results: int | None, page_token: str | None
     ) -> Page[Metric]:
         offset = decode_page_token(page_token)
-        table = s.metrics
+        limit = _NO_LIMIT if max_results is None else max_results + 1
         with self._read() as conn:
             row = self._run_row(conn, run_id)
-            query = (
-                select(table.c.step, table.c.timestamp, table.c.value, table.c.is_nan)
-                .where(table.c.run_id == row["id"], table.c.key == key)
-                .order_by(table.c.step, table.c.timestamp, table.c.value)
-                .offset(offset)
+            found = self._driver_rows(
+                conn, "metric_history", {"run_id": row["id"], "key": key, "limit": limit, "offset": offset}
             )
-            if max_results is not None:
-                query = query.limit(max_results + 1)
-            found = conn.execute(query).all()
         more = max_results is not None and len(found) > max_results
         points = [
             Metric(key, rows.metric_value(value, is_nan), timestamp, step)
@@ -631,7 +650,15 @@ class SqlStore(TrackingStore):
             row = self._run_row(conn, run_id)
             if row["lifecycle_stage"] != LifecycleStage.DELETED:
                 raise InvalidState(f"Run {run_id} must be deleted before it can be removed for good.")
-            for table in (s.metrics, s.latest_metrics, s.params, s.tags, s.inputs, s.artifacts):
+            for table in (
+                s.metrics,
+                s.latest_metrics,
+                s.params,
+                s.tags,
+                s.inputs,
+                s.run_outputs,
+                s.artifacts,
+            ):
                 conn.execute(delete(table).where(table.c.run_id == row["id"]))
             conn.execute(delete(s.runs).where(s.runs.c.id == row["id"]))
 
