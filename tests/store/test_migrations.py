@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,13 +11,28 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, make_url
 
 from conveyor.errors import BackendUnavailable
 from conveyor.store.sql import migrations
 from conveyor.store.sql.logged_models import SqlLoggedModelStore
 from conveyor.store.sql.schema import metadata
 from conveyor.store.sql.store import SqlStore
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A database of this test's own beside the session's, for walks that start below head."""
+    name = f"conveyor_walk_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 def _schema_drift(url: str) -> list[object]:
@@ -65,7 +82,7 @@ def test_upgrade_from_0001_backfills_run_outputs(
     url = (
         f"sqlite:///{tmp_path / 'outputs.db'}"
         if backend == "sqlite"
-        else request.getfixturevalue("postgres_url")
+        else request.getfixturevalue("empty_postgres_url")
     )
     engine = create_engine(url)
     with engine.connect() as conn:
@@ -89,6 +106,7 @@ def test_upgrade_from_0001_backfills_run_outputs(
     assert [tuple(r) for r in rows] == [(7, "m-1", 0)]
     assert SqlLoggedModelStore(store).outputs_for_runs(["a1b2c3"]) == {"a1b2c3": [("m-1", 0)]}
     store.close()
+    engine.dispose()
 
 
 def test_outdated_schema_without_upgrade_names_the_command(tmp_path: Path) -> None:

@@ -50,6 +50,8 @@ from conveyor.store.sql import search as sql_search
 from conveyor.store.sql.engine import create_engines, ensure_parent_folder, translate_errors
 
 RUN_NAME_TAG = "mlflow.runName"
+#: Column order of metric points on the hot write path.
+_POINT_COLUMNS = ("run_id", "key", "step", "timestamp", "value", "is_nan")
 #: LIMIT for "all of them": both dialects take a bound bigint.
 _NO_LIMIT = 2**62
 
@@ -429,23 +431,18 @@ class SqlStore(TrackingStore):
         conn.execute(stmt, [{"run_id": run_pk, "key": k, "value": v} for k, v in latest.items()])
 
     def _insert_metrics(self, conn: Connection, run_pk: int, metrics: list[Metric]) -> None:
+        isnan = math.isnan
         points = [
-            {
-                "run_id": run_pk,
-                "key": m.key,
-                "step": m.step,
-                "timestamp": m.timestamp,
-                "value": 0.0 if math.isnan(m.value) else m.value,
-                "is_nan": math.isnan(m.value),
-            }
+            (run_pk, m.key, m.step, m.timestamp, 0.0 if isnan(m.value) else m.value, isnan(m.value))
             for m in metrics
         ]
         self._execute_many(conn, "insert_metrics", points)
-        newest: dict[str, dict[str, object]] = {}
+        newest: dict[str, tuple[Any, ...]] = {}
         for point in points:
-            current = newest.get(point["key"])  # type: ignore[arg-type]
-            if current is None or _ordering(point) > _ordering(current):
-                newest[point["key"]] = point  # type: ignore[index]
+            current = newest.get(point[1])
+            # (step, timestamp, value) decides which point is the latest, as in MLflow.
+            if current is None or point[2:5] > current[2:5]:
+                newest[point[1]] = point
         self._execute_many(conn, "upsert_latest_metrics", list(newest.values()))
 
     def _bulk_statement(self, name: str) -> Any:
@@ -475,26 +472,31 @@ class SqlStore(TrackingStore):
             compiled = self._compiled[name] = self._bulk_statement(name).compile(dialect=conn.dialect)
         return compiled
 
-    @staticmethod
-    def _driver_params(compiled: Any, row: dict[str, Any]) -> Any:
-        return tuple(row[key] for key in compiled.positiontup) if compiled.positional else row
-
-    def _execute_many(self, conn: Connection, name: str, rows_: list[dict[str, Any]]) -> None:
+    def _execute_many(self, conn: Connection, name: str, rows_: list[tuple[Any, ...]]) -> None:
         """Run a hot-path statement over many rows straight through the driver.
 
-        SQLAlchemy's statement building and per-row parameter processing cost more than
-        SQLite's insert itself, on one point as on 10,000. The statement is still built and
-        compiled by SQLAlchemy, once per store, so it stays dialect-correct and parameterised.
+        Rows are tuples in :data:`_POINT_COLUMNS` order. SQLAlchemy's statement building
+        and per-row parameter processing cost more than SQLite's insert itself, on one
+        point as on 10,000. The statement is still built and compiled by SQLAlchemy, once
+        per store, so it stays dialect-correct and parameterised.
         """
         compiled = self._hot_statement(conn, name)
-        conn.exec_driver_sql(str(compiled), [self._driver_params(compiled, row) for row in rows_])
+        if not compiled.positional:
+            params: list[Any] = [dict(zip(_POINT_COLUMNS, row, strict=True)) for row in rows_]
+        elif tuple(compiled.positiontup) == _POINT_COLUMNS:
+            params = rows_
+        else:
+            order = [_POINT_COLUMNS.index(column) for column in compiled.positiontup]
+            params = [tuple(row[i] for i in order) for row in rows_]
+        conn.exec_driver_sql(str(compiled), params)
 
     def _driver_rows(self, conn: Connection, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Plain tuples from a hot-path query: building result rows costs more than reading 10,000 points."""
         compiled = self._hot_statement(conn, name)
+        bound = tuple(params[key] for key in compiled.positiontup) if compiled.positional else params
         cursor = conn.connection.cursor()
         try:
-            cursor.execute(str(compiled), self._driver_params(compiled, params))
+            cursor.execute(str(compiled), bound)
             return cursor.fetchall()
         finally:
             cursor.close()
@@ -661,10 +663,6 @@ class SqlStore(TrackingStore):
             ):
                 conn.execute(delete(table).where(table.c.run_id == row["id"]))
             conn.execute(delete(s.runs).where(s.runs.c.id == row["id"]))
-
-
-def _ordering(point: dict[str, object]) -> tuple[object, ...]:
-    return (point["step"], point["timestamp"], point["value"])
 
 
 def _starts_with(column, prefix: str):  # type: ignore[no-untyped-def]
