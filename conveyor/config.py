@@ -1,7 +1,10 @@
 """One typed settings object, read once at the edge (CLI, server start) and passed down.
 
-Precedence: command-line flag > ``CONVEYOR_*`` environment variable > default. Nothing in
-the package reads the environment anywhere else.
+Precedence: command-line flag > ``CONVEYOR_*`` environment variable > config file >
+default. The config file is ``./conveyor.toml`` when present, or the file
+``CONVEYOR_CONFIG`` names (which must then exist); its keys are the setting names
+(``database_url = "postgresql+psycopg://…"``, an ``[artifact_storage_options]`` table).
+Nothing in the package reads the environment anywhere else.
 
 ``CONVEYOR_HOME`` defaults to ``./.conveyor`` — a folder in the project you run from,
 like a virtual environment, so two projects on one laptop never share a store by
@@ -10,10 +13,21 @@ accident. Set it to ``~/.conveyor`` to share one store across projects.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from conveyor.errors import InvalidInput
+
+CONFIG_FILE_VARIABLE = "CONVEYOR_CONFIG"
+DEFAULT_CONFIG_FILE = Path("conveyor.toml")
 
 
 class Settings(BaseSettings):
@@ -36,6 +50,22 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 1
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags (constructor arguments) beat the environment, which beats the config file."""
+        named = os.environ.get(CONFIG_FILE_VARIABLE)
+        if named and not Path(named).is_file():
+            raise InvalidInput(f"{CONFIG_FILE_VARIABLE}={named!r} names no file")
+        path = Path(named) if named else DEFAULT_CONFIG_FILE
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=path)
 
     def resolved_database_url(self) -> str:
         if self.database_url is not None:
