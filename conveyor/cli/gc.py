@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from conveyor.store.base import TrackingStore
     from conveyor.store.entities import Run
 
+#: Purges the given runs (and every soft-deleted logged model past the cutoff), calling
+#: ``advance`` as runs go; returns the removed run ids and logged-model ids.
+Purge = Callable[[list[str], int | None, Callable[[int], None]], tuple[list[str], list[str]]]
+
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 _DURATION = re.compile(r"(?:\d+[smhdw])+")
 
@@ -44,7 +48,7 @@ def parse_duration(text: str) -> int:
 @contextlib.contextmanager
 def _collector(
     tracking_uri: str | None,
-) -> Iterator[tuple[TrackingStore, Callable[[list[str], int | None, Callable[[int], None]], list[str]]]]:
+) -> Iterator[tuple[TrackingStore, Purge]]:
     """The store to describe candidates with, and the function that purges them.
 
     Locally, the tracking service removes each run's artifacts and rows, one run at a
@@ -57,11 +61,12 @@ def _collector(
 
         rest = RestStore(uri)  # type: ignore[arg-type]
 
-        def remote(_run_ids: list[str], cutoff: int | None, advance: Callable[[int], None]) -> list[str]:
-            response = rest.request("POST", "/gc", json={"older_than": cutoff})
-            removed = list(response.json()["run_ids"])
-            advance(len(removed))
-            return removed
+        def remote(
+            _run_ids: list[str], cutoff: int | None, advance: Callable[[int], None]
+        ) -> tuple[list[str], list[str]]:
+            answer = rest.request("POST", "/gc", json={"older_than": cutoff}).json()
+            advance(len(answer["run_ids"]))
+            return list(answer["run_ids"]), list(answer.get("model_ids", []))
 
         try:
             yield rest, remote
@@ -70,7 +75,9 @@ def _collector(
         return
     with open_service(tracking_uri) as service:
 
-        def local(run_ids: list[str], _cutoff: int | None, advance: Callable[[int], None]) -> list[str]:
+        def local(
+            run_ids: list[str], cutoff: int | None, advance: Callable[[int], None]
+        ) -> tuple[list[str], list[str]]:
             removed = []
             for run_id in run_ids:
                 try:
@@ -79,7 +86,7 @@ def _collector(
                     continue  # removed by a concurrent gc in the meantime
                 removed.append(run_id)
                 advance(1)
-            return removed
+            return removed, service.purge_deleted_models(cutoff)
 
         yield service.store, local
 
@@ -119,7 +126,7 @@ def collect(
             disable=as_json or not candidates,
         ) as progress:
             task = progress.add_task("Removing deleted runs", total=len(candidates))
-            removed = purge(list(candidates), cutoff, lambda n: progress.advance(task, n))
+            removed, removed_models = purge(list(candidates), cutoff, lambda n: progress.advance(task, n))
 
     rows = [(run_id, *candidates.get(run_id, (None, 0))) for run_id in removed]
     if as_json:
@@ -133,10 +140,13 @@ def collect(
                         "artifact_files": files,
                     }
                     for run_id, run, files in rows
-                ]
+                ],
+                "removed_logged_models": removed_models,
             }
         )
         return
+    if removed_models:
+        typer.echo(f"Removed {len(removed_models)} deleted logged model(s): {', '.join(removed_models)}")
     if not rows:
         age = f" deleted more than {older_than} ago" if older_than else ""
         typer.echo(f"Nothing to remove: no soft-deleted runs{age}.")

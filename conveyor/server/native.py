@@ -283,7 +283,8 @@ def _artifact_routes(router: APIRouter, service: TrackingService) -> None:
             {"files": [{"path": i.path, "is_dir": i.is_dir, "file_size": i.file_size} for i in infos]}
         )
 
-    @router.post("/gc", summary="Remove soft-deleted runs and their artifacts for good")
+    @router.post("/gc", summary="Remove soft-deleted runs and logged models, with their artifacts, for good")
     async def collect_garbage(request: Request) -> dict[str, list[str]]:
         data = await json_body(request)
-        return {"run_ids": await _call(service.collect_garbage, integer(data, "older_than"))}
+        run_ids, model_ids = await _call(service.collect_garbage, integer(data, "older_than"))
+        return {"run_ids": run_ids, "model_ids": model_ids}

@@ -137,12 +137,34 @@ class TrackingService:
             self.artifacts.delete_prefix(rel_path)
         return removed
 
-    def collect_garbage(self, older_than_ms: int | None = None) -> list[str]:
-        """Remove soft-deleted runs for good; returns their ids."""
+    def collect_garbage(self, older_than_ms: int | None = None) -> tuple[list[str], list[str]]:
+        """Remove soft-deleted runs and logged models for good; returns both lists of ids."""
         removed = []
         for run_id in self.store.deleted_run_ids(older_than_ms):
             self.purge_run(run_id)
             removed.append(run_id)
+        return removed, self.purge_deleted_models(older_than_ms)
+
+    def purge_deleted_models(self, older_than_ms: int | None = None) -> list[str]:
+        """Remove soft-deleted MLflow 3 logged models: files, index entries, then rows.
+
+        Logged models live in the SQL store only; other back ends have none to collect.
+        """
+        from conveyor.store.sql.logged_models import SqlLoggedModelStore
+        from conveyor.store.sql.store import SqlStore
+
+        if not isinstance(self.store, SqlStore):
+            return []
+        models = SqlLoggedModelStore(self.store)
+        removed = []
+        for model_id, location in models.deleted(older_than_ms):
+            if location.startswith(MANAGED_ARTIFACT_SCHEME):
+                # ``<experiment>/models/<id>/artifacts``: remove the model's whole folder.
+                folder = posixpath.dirname(location[len(MANAGED_ARTIFACT_SCHEME) :].strip("/"))
+                self.artifacts.delete_prefix(folder)
+                self.store.delete_artifact_records(folder)
+            models.hard_delete(model_id)
+            removed.append(model_id)
         return removed
 
     def purge_run(self, run_id: str) -> None:

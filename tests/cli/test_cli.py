@@ -312,7 +312,10 @@ def test_gc_removes_deleted_run_and_its_artifacts(client: Client, home: Path, tm
     assert len(files(doomed)) == 1
 
     ok("runs", "delete", doomed)
-    assert ok_json("gc", "--older-than", "7d") == {"removed": []}  # deleted just now
+    assert ok_json("gc", "--older-than", "7d") == {
+        "removed": [],
+        "removed_logged_models": [],
+    }  # deleted just now
 
     removed = ok_json("gc")["removed"]
     assert removed == [{"run_id": doomed, "experiment_id": "0", "run_name": "doomed", "artifact_files": 1}]

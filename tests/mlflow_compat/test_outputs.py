@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import httpx
 import mlflow
 import pytest
 from mlflow.entities import LoggedModelOutput
@@ -64,3 +68,27 @@ def test_outputs_need_an_active_run_and_existing_models(
         client.log_outputs(run_id, [LoggedModelOutput(model.model_id, 0)])
     assert deleted.value.error_code == "INVALID_PARAMETER_VALUE"  # as MLflow answers
     assert "must be in the 'active' state" in deleted.value.message
+
+
+def test_gc_removes_a_deleted_logged_model_and_its_files(
+    client: mlflow.MlflowClient, experiment_id: str, server: Any, tmp_path: Path
+) -> None:
+    """MLflow's gc leaves deleted logged models' rows and files behind (mlflow #17240); ours does not."""
+    run_id = client.create_run(experiment_id).info.run_id
+    doomed = client.create_logged_model(experiment_id, name="doomed", source_run_id=run_id)
+    kept = client.create_logged_model(experiment_id, name="kept", source_run_id=run_id)
+    client.log_outputs(run_id, [LoggedModelOutput(doomed.model_id, step=0)])
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"\x07" * 1024)
+    for model in (doomed, kept):
+        client.log_model_artifacts(model.model_id, str(tmp_path))
+    client.delete_logged_model(doomed.model_id)
+
+    answer = httpx.post(f"{server.url}/api/conveyor/v1/gc", json={}).json()
+
+    assert answer["model_ids"] == [doomed.model_id]
+    assert not list((server.home / "artifacts").rglob(f"*{doomed.model_id}*"))
+    assert list((server.home / "artifacts").rglob(f"{kept.model_id}/artifacts/weights.bin"))
+    with pytest.raises(MlflowException, match="not found"):
+        client.get_logged_model(doomed.model_id)
+    assert _outputs(client, run_id) == []

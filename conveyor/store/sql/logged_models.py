@@ -175,6 +175,28 @@ class SqlLoggedModelStore:
                 .values(lifecycle_stage=LifecycleStage.DELETED.value, last_updated_time=now_ms())
             )
 
+    def deleted(self, older_than_ms: int | None = None) -> list[tuple[str, str]]:
+        """``(model_id, artifact_location)`` of soft-deleted models (deleted before the cutoff), for gc."""
+        table = s.logged_models
+        query = select(table.c.model_id, table.c.artifact_location).where(
+            table.c.lifecycle_stage == LifecycleStage.DELETED.value
+        )
+        if older_than_ms is not None:
+            query = query.where(table.c.last_updated_time < older_than_ms)
+        with self.store._read() as conn:
+            return [(r[0], r[1]) for r in conn.execute(query.order_by(table.c.model_id))]
+
+    def hard_delete(self, model_id: str) -> None:
+        """Remove a soft-deleted model's rows for good (its files are the caller's to remove)."""
+        with self.store._write() as conn:
+            row = _model_row(conn, model_id, allow_deleted=True)
+            if row["lifecycle_stage"] != LifecycleStage.DELETED:
+                raise InvalidState(
+                    f"Logged model {model_id} must be deleted before it can be removed for good."
+                )
+            for table in (s.run_outputs, s.logged_model_tags, s.logged_model_params, s.logged_models):
+                conn.execute(delete(table).where(table.c.model_id == model_id))
+
     def set_tags(self, model_id: str, tags: Mapping[str, str]) -> None:
         """Insert or overwrite tags."""
         checked = _check_tags(tags)
