@@ -85,7 +85,7 @@ def wait_for_health(url: str, process: subprocess.Popen[bytes], log_path: Path, 
     raise RuntimeError(f"the server at {url} did not answer within {timeout:.0f} s; see {log_path}")
 
 
-def stop_server(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
     """Ctrl-C first (uvicorn then shuts down cleanly), a kill if it does not stop."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                 while server.poll() is None:
                     time.sleep(0.5)
     finally:
-        stop_server(server)
+        stop_process(server)
     print("Server stopped.")
     return 0
 

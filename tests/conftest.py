@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from conveyor.testing.servers import start_server, stop_server
+from conveyor.testing.processes import stop_process
+from conveyor.testing.servers import start_server
 
 PG_ADMIN_DSN = os.environ.get("CONVEYOR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -37,4 +38,4 @@ def postgres_url() -> Iterator[str]:
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url, process = start_server(tmp_path_factory.mktemp("live-server"))
     yield url
-    stop_server(process)
+    stop_process(process)

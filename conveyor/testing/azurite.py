@@ -28,6 +28,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conveyor.testing.processes import ServiceHandle, free_port, log_tail
+
 __all__ = [
     "AZURITE_ACCOUNT_KEY",
     "AZURITE_ACCOUNT_NAME",
@@ -45,7 +47,6 @@ AZURITE_ACCOUNT_KEY = (
 AZURITE_PACKAGE = "azurite@3"
 _START_TIMEOUT_S = 60.0
 _NPM_TIMEOUT_S = 600.0
-_STOP_TIMEOUT_S = 10.0
 
 
 class AzuriteError(RuntimeError):
@@ -53,11 +54,9 @@ class AzuriteError(RuntimeError):
 
 
 @dataclass
-class AzuriteHandle:
+class AzuriteHandle(ServiceHandle):
     """A running Azurite blob service on 127.0.0.1."""
 
-    process: subprocess.Popen[bytes]
-    port: int
     account_name: str = AZURITE_ACCOUNT_NAME
     account_key: str = field(default=AZURITE_ACCOUNT_KEY, repr=False)
 
@@ -82,23 +81,6 @@ class AzuriteHandle:
         with client, suppress(ResourceExistsError):
             client.create_container(name)
 
-    def stop(self) -> None:
-        """Terminate Azurite, killing it if it does not exit within a few seconds."""
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def __enter__(self) -> AzuriteHandle:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
 
 def start_azurite(tmpdir: str | os.PathLike[str], tools_dir: Path | None = None) -> AzuriteHandle:
     """Start ``azurite-blob`` on a free local port, storing its data under ``tmpdir``.
@@ -117,7 +99,7 @@ def start_azurite(tmpdir: str | os.PathLike[str], tools_dir: Path | None = None)
     binary = find_or_install_azurite(tools_dir or _default_tools_dir())
     location = Path(tmpdir)
     location.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     log_path = location / "azurite.log"
     command = [
         str(binary),
@@ -174,19 +156,13 @@ def _npm_install(tools_dir: Path) -> None:
         raise AzuriteError(f"`{' '.join(command)}` failed (exit {result.returncode}):\n{tail}")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_for_port(handle: AzuriteHandle, log_path: Path) -> None:
     deadline = time.monotonic() + _START_TIMEOUT_S
     while time.monotonic() < deadline:
         if handle.process.poll() is not None:
             raise AzuriteError(
                 f"Azurite exited with code {handle.process.returncode} before listening on "
-                f"port {handle.port}. Its output:\n{_tail(log_path)}"
+                f"port {handle.port}. Its output:\n{log_tail(log_path)}"
             )
         try:
             with socket.create_connection(("127.0.0.1", handle.port), timeout=0.5):
@@ -195,12 +171,5 @@ def _wait_for_port(handle: AzuriteHandle, log_path: Path) -> None:
             time.sleep(0.1)
     raise AzuriteError(
         f"Azurite did not listen on port {handle.port} within {_START_TIMEOUT_S:.0f}s. "
-        f"Its output:\n{_tail(log_path)}"
+        f"Its output:\n{log_tail(log_path)}"
     )
-
-
-def _tail(path: Path, limit: int = 2000) -> str:
-    try:
-        return path.read_text(errors="replace")[-limit:] or "(empty)"
-    except OSError:
-        return "(no log)"

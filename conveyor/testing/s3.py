@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from conveyor.testing.processes import ServiceHandle, free_port, log_tail
 
 __all__ = [
     "S3_ACCESS_KEY",
@@ -49,7 +50,6 @@ S3_REGION = "us-east-1"
 #: What to install when moto is missing.
 MOTO_PACKAGE = "moto[server]"
 _START_TIMEOUT_S = 60.0
-_STOP_TIMEOUT_S = 10.0
 
 
 class S3EmulatorError(RuntimeError):
@@ -57,11 +57,9 @@ class S3EmulatorError(RuntimeError):
 
 
 @dataclass
-class S3Handle:
+class S3Handle(ServiceHandle):
     """A running moto S3 server on 127.0.0.1."""
 
-    process: subprocess.Popen[bytes]
-    port: int
     access_key: str = S3_ACCESS_KEY
     secret_key: str = field(default=S3_SECRET_KEY, repr=False)
     region: str = S3_REGION
@@ -101,23 +99,6 @@ class S3Handle:
         finally:
             client.close()
 
-    def stop(self) -> None:
-        """Terminate the server, killing it if it does not exit within a few seconds."""
-        if self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def __enter__(self) -> S3Handle:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
 
 def start_s3(tmpdir: str | os.PathLike[str]) -> S3Handle:
     """Start moto's S3 server on a free port of 127.0.0.1, logging under ``tmpdir``.
@@ -137,7 +118,7 @@ def start_s3(tmpdir: str | os.PathLike[str]) -> S3Handle:
         )
     location = Path(tmpdir)
     location.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     log_path = location / "moto.log"
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     # Fake credentials in the environment too, so nothing in the server or a stray client
@@ -159,12 +140,6 @@ def start_s3(tmpdir: str | os.PathLike[str]) -> S3Handle:
     return handle
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_until_answering(handle: S3Handle, log_path: Path) -> None:
     """Poll until the server answers an HTTP request (any status), not merely listens."""
     # No proxies: a proxy from the environment must not answer for 127.0.0.1.
@@ -175,7 +150,7 @@ def _wait_until_answering(handle: S3Handle, log_path: Path) -> None:
         if handle.process.poll() is not None:
             raise S3EmulatorError(
                 f"moto's server exited with code {handle.process.returncode} before answering "
-                f"on port {handle.port}. Its output:\n{_tail(log_path)}"
+                f"on port {handle.port}. Its output:\n{log_tail(log_path)}"
             )
         try:
             with opener.open(url, timeout=1.0):
@@ -186,12 +161,5 @@ def _wait_until_answering(handle: S3Handle, log_path: Path) -> None:
             time.sleep(0.1)
     raise S3EmulatorError(
         f"moto's server did not answer on port {handle.port} within {_START_TIMEOUT_S:.0f}s. "
-        f"Its output:\n{_tail(log_path)}"
+        f"Its output:\n{log_tail(log_path)}"
     )
-
-
-def _tail(path: Path, limit: int = 2000) -> str:
-    try:
-        return path.read_text(errors="replace")[-limit:] or "(empty)"
-    except OSError:
-        return "(no log)"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,11 +10,7 @@ from pathlib import Path
 
 import httpx
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from conveyor.testing.processes import free_port
 
 
 def wait_for_health(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -58,12 +53,3 @@ def start_server(home: Path, env: dict[str, str] | None = None) -> tuple[str, su
         process.kill()
         raise
     return url, process
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()

@@ -350,7 +350,8 @@ def test_parse_duration(text: str, ms: int) -> None:
 @pytest.mark.slow
 def test_gc_through_a_server(home: Path, tmp_path: Path) -> None:
     """With a server URL, gc asks that server, which alone reaches its artifact root."""
-    from conveyor.testing.servers import start_server, stop_server
+    from conveyor.testing.processes import stop_process
+    from conveyor.testing.servers import start_server
 
     server_home = tmp_path / "server-home"
     server_home.mkdir()
@@ -374,4 +375,4 @@ def test_gc_through_a_server(home: Path, tmp_path: Path) -> None:
         assert not any((server_home / "artifacts").rglob("report.txt"))
         assert invoke("runs", "show", doomed, "--tracking-uri", url).exit_code == 1
     finally:
-        stop_server(process)
+        stop_process(process)

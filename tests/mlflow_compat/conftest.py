@@ -16,7 +16,8 @@ import httpx
 import mlflow
 import pytest
 
-from conveyor.testing.servers import start_server, stop_server
+from conveyor.testing.processes import stop_process
+from conveyor.testing.servers import start_server
 
 CLIENT_ENV = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
@@ -43,7 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     try:
         yield Server(url, home)
     finally:
-        stop_server(process)
+        stop_process(process)
 
 
 @pytest.fixture(scope="module")

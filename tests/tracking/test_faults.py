@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from conveyor.store import open_store
-from conveyor.testing.servers import start_server, stop_server
+from conveyor.testing.processes import stop_process
+from conveyor.testing.servers import start_server
 
 POINTS_PER_BATCH = 1000
 
@@ -59,7 +60,7 @@ def test_kill_9_during_log_batch_stream_keeps_every_acknowledged_batch(tmp_path:
         sender.join(30)
     finally:
         if server.poll() is None:
-            stop_server(server)
+            stop_process(server)
 
     store = open_store(f"sqlite:///{tmp_path / 'conveyor.db'}")
     run = store.get_run(run_id)
