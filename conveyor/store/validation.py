@@ -102,17 +102,18 @@ def check_timestamp(value: object, field: str) -> int:
 
 def check_metric(metric: Metric) -> Metric:
     check_key(metric.key, "metric")
-    return _check_metric_fields(metric)
+    return check_metric_fields(metric)
 
 
 def check_metrics(metrics: Sequence[Metric]) -> list[Metric]:
     """Check many points, each distinct key once: batches repeat a few keys thousands of times."""
     for key in {m.key for m in metrics}:
         check_key(key, "metric")
-    return [_check_metric_fields(m) for m in metrics]
+    return [check_metric_fields(m) for m in metrics]
 
 
-def _check_metric_fields(metric: Metric) -> Metric:
+def check_metric_fields(metric: Metric) -> Metric:
+    """Value, timestamp and step of a point (not its key); ints become floats."""
     value, step, stamp = metric.value, metric.step, metric.timestamp
     exact_types = type(value) is float and type(step) is int and type(stamp) is int
     if exact_types and -INT64_MAX <= step <= INT64_MAX and 0 <= stamp <= INT64_MAX:

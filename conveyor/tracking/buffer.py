@@ -3,8 +3,10 @@
 ``log_metric`` only appends to an in-memory list (about a microsecond); a daemon thread
 sends what has accumulated every ``interval`` seconds or as soon as ``max_points`` are
 waiting. ``flush`` blocks until everything appended so far is stored and re-raises the
-first error the thread met, so a failure is never silent; points that failed to send
-stay queued and are sent again on the next flush.
+first error the thread met, so a failure is never silent. Points that failed for a
+passing reason (server unreachable) stay queued and are sent again on the next flush;
+points the store refused (their run was deleted meanwhile) are dropped with the error,
+so one bad run cannot block the others forever.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
+from conveyor.errors import BackendUnavailable, ConveyorError
 from conveyor.store.entities import Metric
 
 Sender = Callable[[str, Sequence[Metric]], None]
@@ -64,6 +67,10 @@ class MetricBuffer:
         return taken
 
     def _send_pending(self) -> None:
+        """Send everything queued. A transient failure (server or database unreachable)
+        puts the unsent points back and stops; a refusal (the run was deleted or ended)
+        drops that run's points, which can never be stored, and the others still go."""
+        refused: ConveyorError | None = None
         with self._sending:
             taken = self._take()
             for run_id in list(taken):
@@ -71,10 +78,15 @@ class MetricBuffer:
                 for start in range(0, len(points), self.max_points):
                     try:
                         self.send(run_id, points[start : start + self.max_points])
-                    except Exception:
+                    except BackendUnavailable:
                         self._requeue(run_id, points[start:], taken)
                         raise
+                    except ConveyorError as exc:
+                        refused = refused or exc
+                        break
                 del taken[run_id]
+        if refused is not None:
+            raise refused
 
     def _requeue(self, failed_run: str, rest: list[Metric], taken: dict[str, list[Metric]]) -> None:
         with self._lock:

@@ -29,6 +29,7 @@ from conveyor.store.entities import (
     Tag,
     ViewType,
 )
+from conveyor.store.validation import check_key, check_metric_fields
 from conveyor.tracking.artifact_repo import (
     ArtifactRepository,
     LocalArtifactRepository,
@@ -60,6 +61,7 @@ class Client:
     def __init__(self, tracking_uri: str | None = None, settings: Settings | None = None) -> None:
         self.store, self.artifacts = _open(tracking_uri, settings or Settings())
         self._buffer = MetricBuffer(self.store.log_metrics)
+        self._good_keys: set[str] = set()
 
     def close(self) -> None:
         self._buffer.close()
@@ -140,13 +142,23 @@ class Client:
     def log_metric(
         self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None
     ) -> None:
-        """Queue one point; it is validated and stored by the background buffer."""
-        self._buffer.add(run_id, Metric(key, value, timestamp or _now(), step))
+        """Check one point here, where a mistake can be reported, then queue it for the buffer."""
+        self._buffer.add(run_id, self._checked(Metric(key, value, timestamp or _now(), step)))
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
         stamp = _now()
         for key, value in metrics.items():
-            self._buffer.add(run_id, Metric(key, value, stamp, step))
+            self._buffer.add(run_id, self._checked(Metric(key, value, stamp, step)))
+
+    def _checked(self, metric: Metric) -> Metric:
+        """A bad key or value raises at the call site, not later in the background sender.
+
+        Keys repeat thousands of times in a training loop, so each is checked once.
+        """
+        if metric.key not in self._good_keys:
+            check_key(metric.key, "metric")
+            self._good_keys.add(metric.key)
+        return check_metric_fields(metric)
 
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
         self.store.set_tag(run_id, Tag(key, str(value)))
