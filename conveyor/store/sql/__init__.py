@@ -1,0 +1,1 @@
+"""The metadata store on SQLAlchemy: schema, migrations, engines, queries and the store itself."""
