@@ -14,6 +14,7 @@ from mlflow.exceptions import MlflowException
 
 from conveyor.store import open_store
 from conveyor.store.entities import LifecycleStage
+from conveyor.tracking.client import Client
 
 if TYPE_CHECKING:
     from .conftest import Server
@@ -207,3 +208,29 @@ def test_logged_data_is_in_the_sql_store(
         assert record.run_id == run.info.run_id
     finally:
         store.close()
+
+
+def test_what_conveyor_logs_mlflow_reads(
+    client: mlflow.MlflowClient, experiment_id: str, server: Server, tmp_path: Path
+) -> None:
+    """The other direction: Conveyor's own client (native API) logs, the MLflow client reads."""
+    conveyor = Client(server.url)
+    run_id = conveyor.create_run(experiment_id, run_name="native", tags={"via": "conveyor"}).info.run_id
+    conveyor.log_params(run_id, {"depth": 4})
+    for step in range(5):
+        conveyor.log_metric(run_id, "auc", 0.5 + step / 10, step=step)
+    report = tmp_path / "report.txt"
+    report.write_text("from conveyor\n")
+    conveyor.log_artifact(run_id, report, "reports")
+    conveyor.set_terminated(run_id)
+
+    seen = client.get_run(run_id)
+    assert seen.info.run_name == "native"
+    assert seen.info.status == "FINISHED"
+    assert seen.data.params == {"depth": "4"}
+    assert seen.data.tags["via"] == "conveyor"
+    assert [m.step for m in client.get_metric_history(run_id, "auc")] == list(range(5))
+    assert [f.path for f in client.list_artifacts(run_id, "reports")] == ["reports/report.txt"]
+    local = client.download_artifacts(run_id, "reports/report.txt", str(tmp_path / "out"))
+    assert Path(local).read_text() == "from conveyor\n"
+    conveyor.close()
