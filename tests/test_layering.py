@@ -2,7 +2,7 @@
 
     store/, artifacts/   (storage: SQL, REST client, fsspec)
           ↑
-       tracking/         (service layer, client, fluent API)
+       tracking/, pipelines/   (capabilities: service layer, clients, engines)
           ↑
     server/      cli/    (edges: HTTP and the command line)
 
@@ -21,9 +21,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "conveyor"
 
 #: Folder of the package -> modules it must never import.
 FORBIDDEN = {
-    "store": ("conveyor.tracking", "conveyor.server", "conveyor.cli"),
-    "artifacts": ("conveyor.tracking", "conveyor.server", "conveyor.cli"),
+    "store": ("conveyor.tracking", "conveyor.pipelines", "conveyor.server", "conveyor.cli"),
+    "artifacts": ("conveyor.tracking", "conveyor.pipelines", "conveyor.server", "conveyor.cli"),
     "tracking": ("conveyor.server", "conveyor.cli"),
+    "pipelines": ("conveyor.server", "conveyor.cli"),
     "server": ("conveyor.cli",),
 }
 

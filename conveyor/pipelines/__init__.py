@@ -1,0 +1,7 @@
+"""Pipelines: plain-Python steps, their graph, content-addressed caching and lineage.
+
+A step's cache key combines what decides its output: a fingerprint of its code and of the
+project code it reaches (``conveyor.pipelines.fingerprint``), its parameters, the content
+hashes of its inputs and the serializer versions. Each part of the key is kept apart from
+the others so that ``conveyor pipeline why-rerun`` can say which one changed.
+"""
