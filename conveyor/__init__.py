@@ -4,7 +4,8 @@ The object model, as a map:
 
 * experiments → runs → params, metrics (time series), tags, dataset inputs, artifacts
   (each artifact indexed with its size and SHA-256);
-* pipelines → pipeline runs → step runs (coming);
+* pipelines (``@step``, ``@pipeline``) → pipeline runs → step runs (definitions today,
+  execution coming);
 * registered models → versions → stages and approvals (coming).
 
 ``import conveyor as cv`` gives the fluent tracking API::
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor._version import __version__
 
 if TYPE_CHECKING:
+    from conveyor.pipelines import pipeline, step
     from conveyor.tracking.client import Client
     from conveyor.tracking.fluent import (
         ActiveRun,
@@ -64,15 +66,21 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "pipeline",
     "search_runs",
     "set_experiment",
     "set_tag",
     "set_tags",
     "set_tracking_uri",
     "start_run",
+    "step",
 ]
 
-_HOMES = {"Client": "conveyor.tracking.client"}
+_HOMES = {
+    "Client": "conveyor.tracking.client",
+    "step": "conveyor.pipelines",
+    "pipeline": "conveyor.pipelines",
+}
 
 
 def __getattr__(name: str) -> Any:

