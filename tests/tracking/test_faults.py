@@ -52,7 +52,7 @@ def test_kill_9_during_log_batch_stream_keeps_every_acknowledged_batch(tmp_path:
 
         sender = threading.Thread(target=stream)
         sender.start()
-        while len(acknowledged) < 25:
+        while len(acknowledged) < 25 and sender.is_alive():
             sender.join(0.01)
         os.kill(server.pid, signal.SIGKILL)
         server.wait()
