@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from workloads import _run_payload
+from workloads import run_payload
 
 RUN_NAME_TAG = "mlflow.runName"
 
@@ -85,7 +85,7 @@ def _rows(experiment_pk: int, artifact_root: str, runs: int, seed: int) -> list[
     run_rows, tag_rows, param_rows, metric_rows = [], [], [], []
     order = [c.name for c in s.runs.columns]
     for n in range(runs):
-        metrics, params = _run_payload(rng)
+        metrics, params = run_payload(rng)
         run_pk = n + 1
         run_uuid = uuid.uuid4().hex
         values = {

@@ -33,6 +33,7 @@ import mlflow
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import populate
+import search_workloads as sw
 import servers
 import workloads as w
 
@@ -270,7 +271,7 @@ class Runner:
             self.stage("log_metric", w.log_metric_calls, ctx, sizes.log_metric_calls)
             self.stage("log_batch", w.log_batch_points, ctx, sizes.log_batch_calls)
             self.stage("create_run", w.runs_created, ctx, sizes.runs_created)
-            self.stage("search", w.search_latency, ctx, sizes.search_runs, sizes.search_repeats, log)
+            self.stage("search", sw.search_latency, ctx, sizes.search_runs, sizes.search_repeats, log)
             self.stage("history", w.metric_history, ctx, sizes.history_points, sizes.history_repeats)
             self.stage("artifacts", w.artifact_transfer, ctx, sizes.artifact_mib, sizes.artifact_rounds)
             batch = next((r for r in self.rows if r.key == "log_batch"), w.Row("log_batch", "", "", True))
@@ -298,7 +299,7 @@ class Runner:
             self.failures.append(w.Failure("search_large server start", w.CONVEYOR, str(exc)))
             return []
         try:
-            return w.search_latency_large(
+            return sw.search_latency_large(
                 self.ctx, server.url, experiment_id, runs, self.sizes.search_repeats, seed=LARGE_SEED
             )
         finally:
