@@ -214,3 +214,118 @@ run_outputs = Table(
     Column("step", BigInteger, primary_key=True),
     sqlite_with_rowid=False,
 )
+
+# -- pipelines ---------------------------------------------------------------------------
+# Pipeline runs are recorded beside tracking runs: a pipeline run owns one tracking run
+# (``tracking_run_id``) that its steps log params and metrics into. JSON columns hold
+# structures that are read whole and never filtered on (the graph, a step's inputs).
+
+#: One execution of a pipeline: where it ran, on what code, and how it ended.
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("pipeline", String(250), nullable=False),
+    #: How to load the pipeline again (``path/to/file.py:name`` or ``module:name``).
+    Column("target", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("executor", String(50), nullable=False),
+    Column("executor_address", Text, nullable=True),
+    Column("mode", String(20), nullable=False),
+    Column("tracking_run_id", String(32), nullable=True),
+    Column("resumed_from", String(32), nullable=True),
+    Column("schedule_id", String(32), nullable=True),
+    Column("host", String(250), nullable=False),
+    Column("user", String(250), nullable=False),
+    Column("git_commit", String(64), nullable=True),
+    Column("git_dirty", Boolean, nullable=True),
+    Column("python_version", String(32), nullable=False),
+    Column("packages_hash", String(64), nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger, nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_pipeline_runs_pipeline_start_time", "pipeline", "start_time"),
+)
+
+#: One node of a pipeline run (a mapped node is one row for all its items).
+pipeline_steps = Table(
+    "pipeline_steps",
+    metadata,
+    Column("run_id", String(32), ForeignKey("pipeline_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("node_id", String(250), primary_key=True),
+    Column("step_name", String(250), nullable=False),
+    #: Index in the run's topological order, so listings keep the graph's order.
+    Column("position", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("tasks", Integer, nullable=False),
+    Column("start_time", BigInteger, nullable=True),
+    Column("end_time", BigInteger, nullable=True),
+    #: Hex SHA-256 over ``cache_parts``; for a mapped node, over its items' keys.
+    Column("cache_key", String(64), nullable=True),
+    Column("cache_parts", Text, nullable=True),
+    #: The run whose outputs a cache hit reused.
+    Column("cached_from", String(32), nullable=True),
+    Column("inputs", Text, nullable=True),
+    Column("outputs", Text, nullable=True),
+    Column("stdout", Text, nullable=True),
+    Column("stderr", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("traceback", Text, nullable=True),
+    Column("worker", String(250), nullable=True),
+    sqlite_with_rowid=False,
+)
+
+#: Cache key → the outputs a successful execution produced with it.
+pipeline_cache = Table(
+    "pipeline_cache",
+    metadata,
+    Column("cache_key", String(64), primary_key=True),
+    Column("outputs", Text, nullable=False),
+    Column("run_id", String(32), nullable=False),
+    Column("node_id", String(250), nullable=False),
+    Column("created", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+#: Every artifact a step read or wrote, for lineage queries in both directions.
+pipeline_artifacts = Table(
+    "pipeline_artifacts",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), ForeignKey("pipeline_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("node_id", String(250), nullable=False),
+    #: ``input`` or ``output``.
+    Column("role", String(10), nullable=False),
+    #: The parameter an input went to, or the output's name (``0``, ``1``… for tuple parts,
+    #: ``[i]`` suffixes for mapped items).
+    Column("name", String(250), nullable=False),
+    Column("path", String(1000), nullable=False, index=True),
+    Column("sha256", String(64), nullable=False, index=True),
+    Column("serializer", String(50), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    #: The run that first wrote the bytes (differs from ``run_id`` for cache hits and reads).
+    Column("producer_run_id", String(32), nullable=True),
+    Index("ix_pipeline_artifacts_run_id_node_id", "run_id", "node_id"),
+)
+
+#: A pipeline to run on a cron schedule; ``next_fire_time`` is claimed by compare-and-set.
+pipeline_schedules = Table(
+    "pipeline_schedules",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(250), nullable=False, unique=True),
+    Column("target", Text, nullable=False),
+    Column("params", Text, nullable=False),
+    Column("cron", String(100), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("executor", String(50), nullable=False),
+    Column("executor_address", Text, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("next_fire_time", BigInteger, nullable=False),
+    Column("last_fire_time", BigInteger, nullable=True),
+    Column("last_run_id", String(32), nullable=True),
+    Column("created", BigInteger, nullable=False),
+)
