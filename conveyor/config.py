@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     tracking_uri: str | None = None
     #: Apply pending schema migrations when the store opens (off: ``conveyor db upgrade`` is required).
     auto_upgrade: bool = True
+    #: Spark master URL for steps declared spark=True (spark://host:7077, yarn, local[N]).
+    spark_master: str = "local[*]"
+    #: Extra ``spark.*`` options for those steps' session, as JSON (e.g. ``{"spark.executor.memory": "4g"}``).
+    spark_conf: dict[str, str] = Field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 1

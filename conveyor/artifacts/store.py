@@ -14,6 +14,7 @@ to :meth:`ArtifactStore.verify`, :meth:`~ArtifactStore.read_verified` or
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import posixpath
@@ -74,9 +75,15 @@ class ArtifactStore:
         data = store.read_verified("1/abc/artifacts/model.pkl", sha)
     """
 
-    def __init__(self, root_uri: str, storage_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, root_uri: str, storage_options: Mapping[str, Any] | None = None, *, durable: bool = True
+    ) -> None:
         self.root_uri = root_uri
         self.storage_options = storage_options
+        #: Local roots only: fsync each file and its folder before a write returns. Writers
+        #: of many small files (pipeline steps) turn it off and call :meth:`sync` once
+        #: before they acknowledge the batch; an fsync costs more than a small write.
+        self.durable = durable
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.root_uri!r})"
@@ -106,9 +113,22 @@ class ArtifactStore:
         """
         rel = self._file_key(rel_path)
         location = self._location
-        writer = _WRITERS[location.spec.write_mode]
+        mode = location.spec.write_mode
+        writer = _write_local_unsynced if mode == "local" and not self.durable else _WRITERS[mode]
         with self._errors(rel, writing=True):
             return writer(location.fs, self._full(rel), _SourceGuard(chunks))
+
+    def sync(self) -> None:
+        """Make every earlier write under a local root durable (one ``syncfs``, not an fsync per file).
+
+        Object stores (Azure, S3) publish an object only once it is stored, so there is
+        nothing to do for them.
+        """
+        if not self._is_local or self.durable:
+            return
+        root = self._location.root or "/"
+        with self._errors(""):
+            _sync_file_system(root if os.path.isdir(root) else os.path.dirname(root) or "/")
 
     def write_bytes(self, rel_path: str, data: Chunk) -> tuple[int, str]:
         """Store ``data`` at ``rel_path``; see :meth:`write`."""
@@ -545,20 +565,58 @@ def _chain(exc: BaseException, limit: int = 8) -> Iterator[BaseException]:
 def _write_local(fs: AbstractFileSystem, path: str, chunks: Iterable[Chunk]) -> tuple[int, str]:
     """Temporary file in the target's folder, fsync, ``os.replace``: POSIX-atomic."""
     folder = os.path.dirname(path)
+    result = _replace_local(path, chunks, fsync=True)
+    _fsync_folder(folder)
+    return result
+
+
+def _write_local_unsynced(fs: AbstractFileSystem, path: str, chunks: Iterable[Chunk]) -> tuple[int, str]:
+    """Atomic like :func:`_write_local`, durable only after :meth:`ArtifactStore.sync`."""
+    return _replace_local(path, chunks, fsync=False)
+
+
+def _replace_local(path: str, chunks: Iterable[Chunk], *, fsync: bool) -> tuple[int, str]:
+    folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     partial = os.path.join(folder, f"{PARTIAL_PREFIX}{uuid4().hex[:16]}")
     try:
         with open(partial, "xb", buffering=_MIB) as out:
             result = _pump(chunks, out.write)
-            out.flush()
-            os.fsync(out.fileno())
+            if fsync:
+                out.flush()
+                os.fsync(out.fileno())
         os.replace(partial, path)
     except BaseException:
         with suppress(OSError):
             os.unlink(partial)
         raise
-    _fsync_folder(folder)
     return result
+
+
+def _sync_file_system(folder: str) -> None:
+    """``syncfs`` the file system holding ``folder`` where Linux offers it, else ``sync``."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "syncfs"):
+        os.sync()
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _libc() -> Any:
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
 
 
 def _fsync_folder(folder: str) -> None:

@@ -8,14 +8,18 @@ settings, and a flag beats a variable the user had set.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from conveyor.cli._common import ensure_home, load_settings
 from conveyor.cli._output import console
+
+if TYPE_CHECKING:
+    from conveyor.config import Settings
 
 #: What uvicorn imports in each worker (``--factory``: called with no arguments).
 APP_FACTORY = "conveyor.server.app:app_from_environment"
@@ -56,6 +60,13 @@ def serve(
             "for production instead)."
         ),
     ] = False,
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--scheduler",
+            help="Also fire pipeline schedules (as `conveyor scheduler` would), from this process.",
+        ),
+    ] = False,
 ) -> None:
     """Run the tracking server (Conveyor's API and the MLflow-compatible API)."""
     flags = {
@@ -88,14 +99,25 @@ def serve(
     out.print(f"  metadata:  {where['database_url']}", markup=False)
     out.print(f"  artifacts: {where['artifact_root']}", markup=False)
     out.print(f"  clients:   CONVEYOR_TRACKING_URI={url}  or  MLFLOW_TRACKING_URI={url}", markup=False)
+    if scheduler:
+        out.print("  scheduler: pipeline schedules fire from this process", markup=False)
 
     import uvicorn
 
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        access_log=access_log,
-    )
+    # The scheduler runs beside uvicorn in this process, not in the workers: one scheduler
+    # whatever --workers says (several would be safe, only wasteful).
+    with _scheduler(settings) if scheduler else contextlib.nullcontext():
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            access_log=access_log,
+        )
+
+
+def _scheduler(settings: Settings) -> contextlib.AbstractContextManager[object]:
+    from conveyor.pipelines.schedules import background_scheduler
+
+    return background_scheduler(settings)

@@ -59,6 +59,8 @@ class Client:
     """Tracking operations by id, for scripts, services and the fluent API underneath."""
 
     def __init__(self, tracking_uri: str | None = None, settings: Settings | None = None) -> None:
+        #: What this client was opened on (``None``: the settings' local store).
+        self.uri = tracking_uri
         self.store, self.artifacts = _open(tracking_uri, settings or Settings())
         self._buffer = MetricBuffer(self.store.log_metrics)
         self._good_keys: set[str] = set()

@@ -32,6 +32,14 @@ def _git(args: list[str], cwd: Path) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def git_state(folder: Path) -> tuple[str | None, bool | None]:
+    """The commit checked out around ``folder`` and whether tracked files have changes since."""
+    commit = _git(["rev-parse", "HEAD"], folder)
+    if not commit:
+        return None, None
+    return commit, bool(_git(["status", "--porcelain", "--untracked-files=no"], folder))
+
+
 def source_tags() -> dict[str, str]:
     """Tags MLflow's fluent API sets too, plus whether the working tree had uncommitted changes."""
     entry = sys.argv[0] if sys.argv and sys.argv[0] else "<interactive>"
@@ -42,10 +50,8 @@ def source_tags() -> dict[str, str]:
         PYTHON_TAG: platform.python_version(),
     }
     folder = Path(entry).resolve().parent if Path(entry).exists() else Path.cwd()
-    commit = _git(["rev-parse", "HEAD"], folder)
+    commit, dirty = git_state(folder)
     if commit:
         tags[GIT_COMMIT_TAG] = commit
-        tags[GIT_DIRTY_TAG] = (
-            "true" if _git(["status", "--porcelain", "--untracked-files=no"], folder) else "false"
-        )
+        tags[GIT_DIRTY_TAG] = "true" if dirty else "false"
     return tags

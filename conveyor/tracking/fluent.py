@@ -10,14 +10,13 @@ loses what was logged.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import contextvars
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import InvalidInput
 from conveyor.store.base import DEFAULT_EXPERIMENT_ID
@@ -25,10 +24,16 @@ from conveyor.store.entities import DatasetInput, Run, RunStatus
 from conveyor.tracking.client import Client
 from conveyor.tracking.context import source_tags
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 _client: Client | None = None
 _client_lock = threading.Lock()
 _experiment_id: str | None = None
 _active: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar("conveyor_runs", default=())
+_on_demand: contextvars.ContextVar[_OnDemand | None] = contextvars.ContextVar(
+    "conveyor_on_demand", default=None
+)
 
 
 def get_client() -> Client:
@@ -128,8 +133,55 @@ def active_run() -> ActiveRun | None:
 def _require_run() -> str:
     run = active_run()
     if run is None:
-        raise InvalidInput("No active run: call conveyor.start_run() first")
+        demand = _on_demand.get()
+        if demand is None:
+            raise InvalidInput("No active run: call conveyor.start_run() first")
+        run = demand.start()
     return run.run_id
+
+
+class _OnDemand:
+    """A run to start when something is first logged: see :func:`run_on_demand`."""
+
+    def __init__(self, uri: str, experiment_id: str, name: str, tags: dict[str, str]) -> None:
+        self.uri, self.experiment_id, self.name, self.tags = uri, experiment_id, name, tags
+        self.run: ActiveRun | None = None
+
+    def start(self) -> ActiveRun:
+        global _client
+        with _client_lock:
+            if _client is None or _client.uri != self.uri:
+                if _client is not None:
+                    _client.close()
+                _client = Client(self.uri)
+                atexit.register(_end_open_runs)
+            client = _client
+        tags = {**source_tags(), **self.tags}
+        run = client.create_run(self.experiment_id, self.name, tags, user_id=tags["mlflow.user"])
+        self.run = ActiveRun(run)
+        _active.set((*_active.get(), self.run))
+        return self.run
+
+
+@contextlib.contextmanager
+def run_on_demand(uri: str, experiment_id: str, name: str, tags: dict[str, str]) -> Iterator[None]:
+    """Inside the block, the first logging call without an active run starts one.
+
+    Pipeline steps log into a child run of their pipeline's run, but most steps log
+    nothing, and creating a run for each of 10,000 mapped items would cost more than the
+    items. The run, if one was started, ends with the block: FINISHED, or FAILED when the
+    block raised.
+    """
+    demand = _OnDemand(uri, experiment_id, name, tags)
+    token = _on_demand.set(demand)
+    status = RunStatus.FAILED
+    try:
+        yield
+        status = RunStatus.FINISHED
+    finally:
+        _on_demand.reset(token)
+        if demand.run is not None:
+            end_run(status, run=demand.run)
 
 
 def end_run(status: RunStatus | str = RunStatus.FINISHED, *, run: ActiveRun | None = None) -> None:
@@ -208,6 +260,8 @@ def search_runs(
 
 
 def runs_to_frame(runs: Sequence[Run]) -> pd.DataFrame:
+    import pandas as pd
+
     rows = []
     for run in runs:
         info = run.info
