@@ -15,6 +15,7 @@ usual ``conveyor.log_metric`` calls (each step that logs gets a child run).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -252,16 +253,13 @@ def _loaded(pipeline: Pipeline | str) -> Loaded:
             f"run_pipeline() takes a @pipeline or a target string, got {type(pipeline).__name__}"
         )
     module = pipeline.fn.__module__
-    import sys
-
     file = getattr(sys.modules.get(module), "__file__", None)
-    folder = str(Path(file).resolve().parent) if file else str(Path.cwd())
-    target = (
-        f"{Path(file).resolve()}:{pipeline.name}"
-        if file and module == "__main__"
-        else f"{module}:{pipeline.name}"
-    )
-    return Loaded(pipeline, target, (folder,), file)
+    if file and "." not in module:
+        # A top-level module (a script, or a file imported from its folder) is found again
+        # by its path; a module inside a package by its dotted name.
+        path = Path(file).resolve()
+        return Loaded(pipeline, f"{path}:{pipeline.name}", (str(path.parent),), str(path))
+    return Loaded(pipeline, f"{module}:{pipeline.name}", (str(Path.cwd()),), None)
 
 
 def _execute(
@@ -293,7 +291,7 @@ def _execute(
     )
     engine = Engine(spec, config, records, executor, on_event)
     try:
-        _open_executor(executor, loaded, spec, store, tracking_run_id)
+        _open_executor(executor, loaded, spec)
     except BaseException:
         store.update_run_info(tracking_run_id, status=RunStatus.FAILED, end_time=_now())
         raise
@@ -319,9 +317,7 @@ def _execute(
     return RunResult(records.get_run(run_id), records.steps(run_id), settings)
 
 
-def _open_executor(executor: Executor, loaded: Loaded, spec: PipelineSpec, store: SqlStore, run: str) -> None:
-    import sys
-
+def _open_executor(executor: Executor, loaded: Loaded, spec: PipelineSpec) -> None:
     wanted = []
     for node in spec.nodes:
         resources = node.options.resources
