@@ -173,7 +173,7 @@ def _run_unit(task: Task, unit: Unit, store: ArtifactStore) -> UnitResult:
         result.error = f"{type(exc).__name__}: {exc}"
         result.error_type = type_name(type(exc))
         result.traceback = traceback.format_exc()
-        result.retryable = isinstance(exc, StepTimeout | step.options.retry_on)
+        result.retryable = isinstance(exc, (StepTimeout, *step.options.retry_on))
     finally:
         result.ended = int(time.time() * 1000)
         result.stdout, result.stderr = out.text(), err.text()

@@ -234,7 +234,7 @@ class Engine:
             for index, item in enumerate(items):
                 node.calls[index] = _Call(index, {**args, spec.map_over.arg: item})
             node.inputs[spec.map_over.arg] = {"items": len(items)}
-        if self.config.cache and spec.options.cache:
+        if spec.options.cache:
             self._make_keys(node)
 
     def _arg(self, node: _Node, name: str, source: Any) -> Arg:
@@ -324,7 +324,7 @@ class Engine:
 
     def _cache_hits(self, node: _Node) -> set[int | None]:
         keyed = {c.key.key: c for c in node.calls.values() if c.key is not None}
-        if not keyed:
+        if not keyed or not self.config.cache:
             return set()
         entries = self.records.cached(list(keyed))
         hits: set[int | None] = set()

@@ -32,6 +32,7 @@ Example::
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -62,11 +63,14 @@ __all__ = [
     "StepNode",
     "downstream",
     "openlineage_events",
+    "step_key",
     "upstream",
 ]
 
 
 class Direction(StrEnum):
+    """Which way a walk goes: towards what produced the start, or towards what it fed."""
+
     UPSTREAM = "upstream"
     DOWNSTREAM = "downstream"
 
@@ -145,8 +149,8 @@ class LineageGraph:
         artifact's consumers and a step's outputs.
         """
         found: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-        for edge in sorted(self.edges):
-            near, far = (edge.target, edge.source)
+        for edge in sorted(self.edges, key=lambda e: (_natural(e.name), e)):
+            near, far = edge.target, edge.source
             if self.direction is Direction.DOWNSTREAM:
                 near, far = far, near
             found[near][far].append(edge.name)
@@ -168,6 +172,11 @@ class LineageGraph:
         }
 
 
+def _natural(name: str) -> tuple[tuple[int, str], ...]:
+    """Sort key putting ``models[2]`` before ``models[10]``."""
+    return tuple((int(part), "") if part.isdigit() else (-1, part) for part in re.split(r"(\d+)", name))
+
+
 def step_key(run_id: str, node_id: str) -> str:
     """A step execution's node key in a :class:`LineageGraph`."""
     return f"step:{run_id}/{node_id}"
@@ -185,7 +194,7 @@ def upstream(store: TrackingStore, ref: str, *, max_depth: int | None = None) ->
             the starting point).
 
     Raises:
-        InvalidInput: an ambiguous reference, a negative depth, or a store without SQL.
+        InvalidInput: an ambiguous reference, a negative depth, or a store other than the SQL store.
         NotFound: no artifact or pipeline run matches ``ref``.
     """
     return _trace(store, ref, Direction.UPSTREAM, max_depth)

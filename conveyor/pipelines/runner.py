@@ -213,20 +213,20 @@ def why_rerun(run_id: str, node_id: str, settings: Settings | None = None) -> li
     parts = step.cache_parts or {}
     if "uncacheable" in parts:
         return [f"{node_id} cannot be cached: {parts['uncacheable']}"]
+    if not step.cache_parts:
+        return [f"{node_id} has cache=False: it runs every time"]
+    if not run.spec.get("cache", True):
+        return [f"{node_id} ran because the run had the cache off (--no-cache)"]
     previous = records.previous_step(run.pipeline, node_id, run.start_time, run.id)
     if previous is None:
         return [f"{node_id} had not run before in pipeline {run.pipeline!r}: no earlier output to reuse"]
     where = f"compared with run {previous.run_id}"
-    if not step.cache_parts:
-        return [f"{node_id} ran with caching off (--no-cache or cache=False) ({where})"]
     lines = explain(previous.cache_parts or {}, parts)
     if not lines:
-        if run.resumed_from is None and previous.cache_key == step.cache_key:
-            return [
-                f"{node_id}: same cache key as run {previous.run_id}, but its outputs were gone or "
-                "failed verification, or caching was off for this run"
-            ]
-        return [f"{node_id}: nothing in the key changed ({where}); the earlier execution had not succeeded"]
+        return [
+            f"{node_id}: its cache key is unchanged ({where}), but no stored output could be reused: "
+            "the earlier execution did not succeed, or its outputs were deleted or failed verification"
+        ]
     return [f"{line} ({where})" for line in lines]
 
 
@@ -354,7 +354,7 @@ def _run_record(
         target=loaded.target,
         status=RunState.RUNNING,
         params={k: _jsonable(v) for k, v in spec.params.items()},
-        spec=spec_to_json(spec),
+        spec={**spec_to_json(spec), "cache": options.cache},
         executor=executor.name,
         executor_address=executor.address,
         mode="fail_fast" if options.fail_fast else "continue",

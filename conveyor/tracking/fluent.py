@@ -131,6 +131,10 @@ def active_run() -> ActiveRun | None:
 
 
 def _require_run() -> str:
+    """The active run's id, starting the on-demand run if one is pending.
+
+    Call it before :func:`get_client`: starting a run on demand may open the client.
+    """
     run = active_run()
     if run is None:
         demand = _on_demand.get()
@@ -202,41 +206,50 @@ def _end_open_runs() -> None:
 
 
 def log_param(key: str, value: Any) -> None:
-    get_client().log_param(_require_run(), key, value)
+    run_id = _require_run()
+    get_client().log_param(run_id, key, value)
 
 
 def log_params(params: dict[str, Any]) -> None:
-    get_client().log_params(_require_run(), params)
+    run_id = _require_run()
+    get_client().log_params(run_id, params)
 
 
 def log_metric(key: str, value: float, step: int = 0, timestamp: int | None = None) -> None:
-    get_client().log_metric(_require_run(), key, value, step, timestamp)
+    run_id = _require_run()
+    get_client().log_metric(run_id, key, value, step, timestamp)
 
 
 def log_metrics(metrics: dict[str, float], step: int = 0) -> None:
-    get_client().log_metrics(_require_run(), metrics, step)
+    run_id = _require_run()
+    get_client().log_metrics(run_id, metrics, step)
 
 
 def set_tag(key: str, value: Any) -> None:
-    get_client().set_tag(_require_run(), key, value)
+    run_id = _require_run()
+    get_client().set_tag(run_id, key, value)
 
 
 def set_tags(tags: dict[str, Any]) -> None:
-    get_client().set_tags(_require_run(), tags)
+    run_id = _require_run()
+    get_client().set_tags(run_id, tags)
 
 
 def log_artifact(local_path: str | Path, artifact_path: str | None = None) -> None:
-    get_client().log_artifact(_require_run(), local_path, artifact_path)
+    run_id = _require_run()
+    get_client().log_artifact(run_id, local_path, artifact_path)
 
 
 def log_artifacts(local_dir: str | Path, artifact_path: str | None = None) -> None:
-    get_client().log_artifacts(_require_run(), local_dir, artifact_path)
+    run_id = _require_run()
+    get_client().log_artifacts(run_id, local_dir, artifact_path)
 
 
 def log_input(
     data: Any, name: str = "dataset", source: str = "in-memory", context: str | None = None
 ) -> DatasetInput:
-    return get_client().log_input(_require_run(), data, name, source, context)
+    run_id = _require_run()
+    return get_client().log_input(run_id, data, name, source, context)
 
 
 def search_runs(
