@@ -59,3 +59,27 @@ def test_named_file_must_exist(in_project: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("CONVEYOR_CONFIG", str(in_project / "missing.toml"))
     with pytest.raises(InvalidInput, match=r"missing\.toml"):
         Settings()
+
+
+def test_spark_settings_default_to_a_local_master(in_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CONVEYOR_SPARK_MASTER", raising=False)
+    monkeypatch.delenv("CONVEYOR_SPARK_CONF", raising=False)
+    settings = Settings()
+    assert settings.spark_master == "local[*]"
+    assert settings.spark_conf == {}
+
+
+def test_spark_settings_come_from_file_and_environment(
+    in_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (in_project / "conveyor.toml").write_text(
+        'spark_master = "yarn"\n[spark_conf]\n"spark.executor.memory" = "4g"\n'
+    )
+    monkeypatch.delenv("CONVEYOR_SPARK_CONF", raising=False)
+    monkeypatch.setenv("CONVEYOR_SPARK_MASTER", "spark://spark-master:7077")
+    settings = Settings()
+    assert settings.spark_master == "spark://spark-master:7077"
+    assert settings.spark_conf == {"spark.executor.memory": "4g"}
+    # pydantic-settings merges tables: the environment's keys join the file's.
+    monkeypatch.setenv("CONVEYOR_SPARK_CONF", '{"spark.executor.cores": "2"}')
+    assert Settings().spark_conf == {"spark.executor.memory": "4g", "spark.executor.cores": "2"}

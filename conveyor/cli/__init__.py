@@ -22,7 +22,7 @@ import typer
 from typer.core import TyperGroup
 
 from conveyor._version import __version__
-from conveyor.cli import db, experiments, gc, pipeline, runs, server
+from conveyor.cli import db, experiments, gc, lineage, pipeline, runs, server
 from conveyor.cli._output import console
 from conveyor.errors import ConveyorError
 
@@ -106,6 +106,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
 app.add_typer(pipeline.app, name="pipeline")
 app.command(name="gc")(gc.collect)
+app.command(name="lineage")(lineage.lineage)
 
 
 def main() -> None:

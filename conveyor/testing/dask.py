@@ -91,6 +91,8 @@ class DaskCluster:
 
         Waiting makes the effect deterministic for the caller: once this returns, tasks
         that were running there have been rescheduled or failed with ``KilledWorker``.
+        ``index`` counts as in :attr:`worker_pids`; to kill the worker that runs a given
+        task, have the task report its pid and pass ``worker_pids.index(pid)``.
 
         Returns:
             The pid that was killed.
@@ -108,7 +110,11 @@ class DaskCluster:
         return pid
 
     def stop(self) -> None:
-        """Stop the workers first (a nanny takes its worker down with it), then the scheduler."""
+        """Stop the workers, then the scheduler; a nanny takes its worker down with it.
+
+        Workers go first because one whose scheduler has already gone keeps trying to say
+        goodbye to it for seconds before it exits.
+        """
         for process in [*self.workers, self.scheduler]:
             stop_process(process)
 

@@ -187,6 +187,17 @@ def dying(folder: str):
 
 
 @step
+def die_always() -> int:
+    os.kill(os.getpid(), signal.SIGKILL)
+    return 0
+
+
+@pipeline
+def dying_always():
+    die_always()
+
+
+@step
 def gate(folder: str, x: int) -> int:
     """Fails while ``folder/closed`` exists: the test "fixes" the failure by deleting it."""
     if (Path(folder) / "closed").exists():

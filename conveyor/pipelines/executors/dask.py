@@ -3,7 +3,9 @@
 Retries, timeouts and caching stay in the engine, so they behave as on the other
 executors: Dask's own retries are off (``retries=0``), and a task whose worker dies is
 reported as a lost worker (a retryable attempt) instead of being silently resubmitted.
-Dask cannot stop a task running in a worker thread, so a step past its deadline is
+The scheduler setting ``distributed.scheduler.allowed-failures`` (3 by default) lets Dask
+re-run a lost worker's task by itself first; set it to 0 for every lost worker to count as
+an attempt. Dask cannot stop a task running in a worker thread, so a step past its deadline is
 cancelled and recorded as timed out while the thread may finish in the background.
 
 Workers must be able to import the pipeline's code: a pipeline given as a file is sent to

@@ -147,6 +147,7 @@ class ProcessExecutor(Executor):
                 worker.task = worker.deadline = None
                 return Completed(task, _worker.results_from(task, reply, started_ms))
         if worker.conn in ready or worker.process.sentinel in ready:
+            worker.process.join(1)
             code = worker.process.exitcode
             self._replace(worker)
             message = f"the worker process running this step died (exit code {code}); it may have been killed"

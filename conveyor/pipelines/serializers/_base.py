@@ -6,7 +6,7 @@ import io
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 from conveyor.artifacts.paths import safe_relpath
@@ -44,8 +44,19 @@ class ArtifactRef:
     python_type: str
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; :meth:`from_dict` rebuilds the reference."""
-        return asdict(self)
+        """A JSON-ready dict; :meth:`from_dict` rebuilds the reference.
+
+        Spelled out rather than ``dataclasses.asdict``, which deep-copies: the engine calls
+        this for every output of every mapped item.
+        """
+        return {
+            "path": self.path,
+            "serializer": self.serializer,
+            "version": self.version,
+            "size": self.size,
+            "sha256": self.sha256,
+            "python_type": self.python_type,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArtifactRef:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import TypeVar
 
@@ -110,10 +110,11 @@ class PipelineRunSummary:
     error: str | None
 
 
-_STEP_COLUMNS = [getattr(s.pipeline_steps.c, f) for f in StepExecution.__dataclass_fields__]
+# The records' fields are named after their columns, so the selects follow the dataclasses.
+_STEP_COLUMNS = [s.pipeline_steps.c[f.name] for f in fields(StepExecution)]
 _RUN_COLUMNS = [
     s.pipeline_runs.c.id.label("run_id"),
-    *(getattr(s.pipeline_runs.c, f) for f in PipelineRunSummary.__dataclass_fields__ if f != "run_id"),
+    *(s.pipeline_runs.c[f.name] for f in fields(PipelineRunSummary) if f.name != "run_id"),
 ]
 
 
@@ -255,7 +256,7 @@ def _slices(items: list[_T], size: int) -> Iterator[list[_T]]:
 
 def _uses_query() -> Select[tuple[object, ...]]:
     table = s.pipeline_artifacts
-    return select(*(getattr(table.c, f) for f in ArtifactUse.__dataclass_fields__)).order_by(table.c.id)
+    return select(*(table.c[f.name] for f in fields(ArtifactUse))).order_by(table.c.id)
 
 
 def _use(row: RowMapping) -> ArtifactUse:
