@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import threading
 import time
 import uuid
 from collections import deque
@@ -150,6 +151,8 @@ class Engine:
         self._versions = serializer_versions()
         self._stopping = False
         self._ready: deque[_Node] = deque()
+        #: Held while engine state changes; free while the executor waits (or runs a step).
+        self._lock = threading.Lock()
 
     # -- public ----------------------------------------------------------------------------
 
@@ -159,24 +162,32 @@ class Engine:
 
     def run(self) -> RunState:
         """Run every node; return how the run ended. Ctrl-C cancels and re-raises."""
+        flusher = _Flusher(self) if self.executor.runs_in_caller else None
         try:
             self._ready.extend(n for n in self.nodes.values() if not self.spec.upstream(n.spec.id))
-            while self._drain_ready() or self._in_flight or self._retries:
-                self._release_retries()
-                timeout = self._next_wait()
-                for completed in self.executor.wait(timeout):
-                    self._in_flight -= 1
-                    self._finish_task(completed)
-                self._maybe_flush()
-        except KeyboardInterrupt:
-            self._stop(StepState.CANCELLED)
-            self.flush()
-            raise
+            while True:
+                with self._lock:
+                    self._drain_ready()
+                    if not (self._in_flight or self._retries):
+                        break
+                    self._release_retries()
+                    timeout = self._next_wait()
+                completed = self.executor.wait(timeout)
+                with self._lock:
+                    for done in completed:
+                        self._in_flight -= 1
+                        self._finish_task(done)
+                    self._maybe_flush()
         except BaseException:
-            self._stop(StepState.CANCELLED)
-            self.flush()
+            with self._lock:
+                self._stop(StepState.CANCELLED)
+                self.flush()
             raise
-        self.flush()
+        finally:
+            if flusher is not None:
+                flusher.stop()
+        with self._lock:
+            self.flush()
         return self._outcome()
 
     def failures(self) -> list[tuple[str, str]]:
@@ -196,11 +207,10 @@ class Engine:
 
     # -- starting a node -------------------------------------------------------------------
 
-    def _drain_ready(self) -> bool:
+    def _drain_ready(self) -> None:
         """Start every ready node; a loop, not recursion, so long cached chains stay flat."""
         while self._ready:
             self._start(self._ready.popleft())
-        return False
 
     def _start(self, node: _Node) -> None:
         if self._stopping:
@@ -589,6 +599,34 @@ class Engine:
                 node.spec.id, node.state, node.attempts, done, len(node.calls) or 1, duration, node.error
             )
         )
+
+
+class _Flusher:
+    """Records state changes while the in-process executor runs a step in the engine's thread.
+
+    Without it, a long step would show as PENDING to anyone reading the record until it
+    finished, because the engine only flushes between steps.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="conveyor-record-flusher", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        engine = self.engine
+        while not self.stopped.wait(FLUSH_INTERVAL):
+            with engine._lock:
+                if engine._dirty and not self.stopped.is_set():
+                    try:
+                        engine.flush()
+                    except ConveyorError:
+                        continue  # The database is down; the engine's own flush reports it.
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,9 @@ class Executor(ABC):
     name: str
     #: Whether results carry the returned values (consumers in the same process skip a load).
     keep_values: bool = False
+    #: Whether :meth:`wait` runs steps in the caller's thread (the engine then records
+    #: progress from another thread while a step runs).
+    runs_in_caller: bool = False
 
     @property
     @abstractmethod

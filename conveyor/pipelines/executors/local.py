@@ -17,6 +17,7 @@ from conveyor.pipelines.executors.base import Completed, Executor, Shipping
 class LocalExecutor(Executor):
     name = "local"
     keep_values = True
+    runs_in_caller = True
 
     def __init__(self) -> None:
         self._queue: deque[Task] = deque()
