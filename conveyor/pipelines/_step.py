@@ -53,7 +53,12 @@ class Step(Declared, Generic[P, R]):
 
     @functools.cached_property
     def signature(self) -> inspect.Signature:
-        return inspect.signature(self.fn)
+        """The parameters a pipeline passes: a ``spark=True`` step's ``spark`` parameter is
+        left out, because the engine supplies the session."""
+        full = inspect.signature(self.fn)
+        if self.options.spark and "spark" in full.parameters:
+            return full.replace(parameters=[p for name, p in full.parameters.items() if name != "spark"])
+        return full
 
     @property
     def qualname(self) -> str:

@@ -13,6 +13,7 @@ that 10,000 tiny items do not cost 10,000 round trips.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import os
 import signal
@@ -185,7 +186,7 @@ def _call(task: Task, kwargs: dict[str, Any]) -> Any:
     if step.options.spark:
         from conveyor.pipelines.spark import inject_spark
 
-        kwargs = inject_spark(kwargs, step.signature, task.spark_master, task.spark_conf)
+        kwargs = inject_spark(kwargs, inspect.signature(step.fn), task.spark_master, task.spark_conf)
     return step.fn(**kwargs)
 
 

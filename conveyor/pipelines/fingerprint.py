@@ -17,9 +17,11 @@ What is hashed, and why:
   imports inside functions, closure cells, default arguments, ``__wrapped__`` (decorators)
   and class members, transitively, with cycles cut.
 * **Third-party and standard-library objects** contribute only their name and the version
-  of the distribution that ships them (``numpy:mean`` → ``numpy 2.4.6``; the standard library
-  reports the Python version): upgrading scikit-learn changes the key, but its internals are
-  not hashed.
+  of the distribution that ships them (``from numpy import mean`` → ``numpy:mean`` →
+  ``numpy 2.4.6``; ``np.mean`` → ``numpy``, since a library module's attributes are not
+  walked; the standard library reports the Python version): upgrading scikit-learn
+  changes the key, but its internals are not hashed. Conveyor itself counts as a library,
+  even when installed from a checkout.
 * **Module constants** that are plain literals (numbers, strings, bytes, ``None``, and
   tuples, lists, sets, dicts, enums and dataclass instances built from them) are hashed by
   value; containers holding code (a dict of functions) are followed element by element;
@@ -222,6 +224,8 @@ def _is_library_path(filename: str) -> bool:
 
 
 def _is_library_module(module: types.ModuleType) -> bool:
+    if _is_conveyor(getattr(module, "__name__", "")):
+        return True
     filename = getattr(module, "__file__", None)
     if isinstance(filename, str):
         return _is_library_path(filename)
@@ -234,6 +238,12 @@ def _is_library_module(module: types.ModuleType) -> bool:
     return False  # no file at all: ``__main__`` in a notebook, a module built at run time
 
 
+def _is_conveyor(name: str) -> bool:
+    """Conveyor itself counts as a library even when installed editable from a checkout:
+    its version identifies it, and the user's project is what the fingerprint is about."""
+    return name == "conveyor" or name.startswith("conveyor.")
+
+
 def _is_library_module_name(name: str) -> bool:
     module = sys.modules.get(name)
     if module is not None:
@@ -242,6 +252,8 @@ def _is_library_module_name(name: str) -> bool:
 
 
 def _is_library_function(fn: types.FunctionType) -> bool:
+    if _is_conveyor(getattr(fn, "__module__", None) or ""):
+        return True
     filename = fn.__code__.co_filename
     if filename.startswith("<frozen "):
         return True
@@ -539,14 +551,16 @@ class _Walker:
         if module.__name__ in seen:
             return
         seen.add(module.__name__)
+        if _is_library_module(module):
+            # The module's distribution version covers what it holds; its attributes are
+            # not walked, because which ones exist can depend on what was imported (lazy
+            # module attributes), and the fingerprint must not.
+            return
         namespace = vars(module)
-        library = _is_library_module(module)
         for name in attrs:
             if name not in namespace or name in _LOCATION_NAMES:
                 continue
             value = namespace[name]
-            if library and literal(value) is not None:
-                continue  # a library's constants come with its version
             items.append(
                 f"attr {module.__name__}.{name} = {self.ref(value, const_key=f'{module.__name__}:{name}')}"
             )

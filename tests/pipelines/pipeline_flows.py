@@ -269,6 +269,18 @@ def partly_cached():
     uncached(inc(first()))
 
 
+@step(spark=True)
+def spark_totals(frame: pd.DataFrame, spark) -> pd.DataFrame:
+    """Data prep on Spark: the engine passes the session; the result comes back as pandas."""
+    totals = spark.createDataFrame(frame).groupBy("y").sum("x").withColumnRenamed("sum(x)", "total")
+    return totals.orderBy("y").toPandas()
+
+
+@pipeline
+def sparky(rows: int = 30):
+    column_sum(spark_totals(make_frame(rows)), "total")
+
+
 @step(resources={"cpu": 2, "memory": "1GiB"})
 def heavy(x: int) -> int:
     return x * 2

@@ -260,12 +260,36 @@ def test_library_calls_contribute_their_name_and_version_only(load: Loader) -> N
     parts = step_fingerprint(load, files).parts
     numpy_version = f"numpy {importlib.metadata.version('numpy')}"
     python_version = "python " + ".".join(map(str, sys.version_info[:3]))
-    assert parts["numpy:mean"] == numpy_version
-    assert parts["statistics:fmean"] == python_version
+    assert parts["numpy"] == numpy_version  # the module: its attributes come with its version
+    assert "numpy:mean" not in parts
+    assert parts["statistics:fmean"] == python_version  # imported by name: recorded by name
     library = {name: token for name, token in parts.items() if not name.startswith(("fpdemo.", "<"))}
     assert set(library.values()) == {numpy_version, python_version}  # names and versions, no hashes
     assert not any(name.startswith("builtins") for name in parts)  # len() is not recorded
     assert parts[PYTHON_PART].startswith(sys.implementation.cache_tag)
+
+
+def test_lazy_library_attributes_do_not_change_the_fingerprint(load: Loader) -> None:
+    """``conveyor.log_metric`` is resolved by a module ``__getattr__`` on first use: whether
+    that happened already must not change the key (Conveyor counts as a library)."""
+    import conveyor
+
+    files = {
+        **BASE,
+        "fpdemo/steps.py": """
+            import conveyor
+
+            def step(values):
+                conveyor.log_metric("n", len(values))
+                return values
+        """,
+    }
+    before = step_fingerprint(load, files)
+    conveyor.__dict__.pop("log_metric", None)
+    assert conveyor.log_metric is not None  # resolves the lazy attribute
+    after = step_fingerprint(load, files)
+    assert before == after
+    assert not any(name.startswith("conveyor.") for name in after.parts)
 
 
 def test_an_opaque_global_is_recorded_by_type(load: Loader) -> None:
