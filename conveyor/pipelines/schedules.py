@@ -57,7 +57,7 @@ def run_command(schedule: Schedule) -> list[str]:
 
     The interpreter is the scheduler's own, so the run sees the same installed packages.
     """
-    command = [sys.executable, "-m", "conveyor.cli", "pipeline", "run", schedule.target]
+    command = [sys.executable, "-m", "conveyor", "pipeline", "run", schedule.target]
     for key, value in sorted(schedule.params.items()):
         command += ["--param", f"{key}={value}"]
     command += ["--executor", schedule.executor]

@@ -60,6 +60,25 @@ def test_run_with_params_then_list_show_and_logs(home: Path) -> None:
     assert code == 0 and "summing 4 numbers" in logs
 
 
+def test_the_human_view_shows_progress_and_a_summary(home: Path) -> None:
+    from conveyor.cli.pipeline import _Progress
+    from conveyor.pipelines.engine import StepEvent
+
+    code, output = invoke("pipeline", "run", f"{FLOWS}:chain", "-p", "n=2")
+    assert code == 0
+    assert "chain run" in output and "SUCCEEDED" in output and "3 steps, 0 reused from the cache" in output
+
+    progress = _Progress(None)
+    progress.event(StepEvent("inc", StepState.RUNNING, 1, 3, 10))
+    progress.event(StepEvent("first", StepState.CACHED, 0, 1, 1, 5))
+    from rich.console import Console
+
+    console = Console(width=100, record=True)
+    console.print(progress._render())
+    text = console.export_text()
+    assert "1 cached" in text and "1 running" in text and "3/10" in text
+
+
 def test_a_second_run_is_cached_and_why_rerun_says_so(home: Path) -> None:
     first = run_json(f"{FLOWS}:chain", "-p", "n=2")
     second = run_json(f"{FLOWS}:chain", "-p", "n=2")

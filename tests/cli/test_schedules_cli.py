@@ -180,15 +180,33 @@ def test_scheduler_once_with_nothing_due(home: Path) -> None:
     assert ok("scheduler", "--once").stdout == "No schedule is due.\n"
 
 
-def test_scheduler_once_launches_pipeline_run_and_waits_for_it(home: Path, tmp_path: Path) -> None:
-    schedule_id = make_due(home, str(tmp_path / "churn.py"))
+PIPELINE = """
+from conveyor import pipeline, step
+
+
+@step
+def scale(x: int, factor: float) -> float:
+    return x * factor
+
+
+@pipeline
+def churn(lr: float = 0.5):
+    scale(3, lr)
+"""
+
+
+def test_scheduler_once_runs_the_pipeline_and_waits_for_it(home: Path, tmp_path: Path) -> None:
+    """End to end: the scheduled run is a real `conveyor pipeline run` of a real pipeline."""
+    (tmp_path / "flow.py").write_text(PIPELINE)
+    schedule_id = make_due(home, f"{tmp_path / 'flow.py'}:churn")
     out = ok("scheduler", "--once").stdout
     assert "started churn (pid " in out
-    assert "churn: exited with status " in out
+    assert "churn: exited with status 0" in out
     [log] = (home / LOG_FOLDER).iterdir()
-    command = log.read_text().splitlines()[0]
-    assert "-m conveyor.cli pipeline run " in command
+    command, *output = log.read_text().splitlines()
+    assert " -m conveyor pipeline run " in command
     assert command.endswith(f"--param lr=0.1 --executor local --schedule-id {schedule_id}")
+    assert any("SUCCEEDED" in line for line in output)
     assert ok("scheduler", "--once").stdout == "No schedule is due.\n"
 
 
