@@ -182,6 +182,13 @@ def logs(
         return
     console = out.console()
     console.print(f"[bold]{record.node_id}[/bold] ({record.status.value}, attempts {record.attempts})")
+    for name, source in (record.inputs or {}).items():
+        console.print(f"  input {name}: {_describe_input(source)}", markup=False, soft_wrap=True)
+    outputs = record.outputs or {}
+    for ref in outputs.get("parts", []) + outputs.get("items", [])[:20]:
+        console.print(f"  output {_describe_ref(ref)}", markup=False, soft_wrap=True)
+    if len(outputs.get("items", [])) > 20:
+        console.print(f"  … and {len(outputs['items']) - 20} more items", markup=False)
     for title, text in (("stdout", record.stdout), ("stderr", record.stderr)):
         console.print(f"[bold]{title}[/bold]")
         console.print(text or "(empty)", markup=False)
@@ -354,6 +361,21 @@ def _step_json(step: StepRecord, *, full: bool = False) -> dict[str, Any]:
         for name in ("stdout", "stderr", "traceback", "cache_parts"):
             data.pop(name)
     return data
+
+
+def _describe_ref(ref: dict[str, Any]) -> str:
+    return f"{ref['path']} ({ref['serializer']}, {ref['size']} bytes, sha256 {ref['sha256'][:12]})"
+
+
+def _describe_input(source: dict[str, Any]) -> str:
+    if "artifact" in source:
+        return _describe_ref(source["artifact"])
+    if "const" in source:
+        return repr(source["const"])
+    if "items" in source:
+        return f"{source['items']} mapped items"
+    parts = source.get("many") or source.get("gather") or []
+    return f"{len(parts)} values"
 
 
 def _param_pairs(pairs: list[str]) -> dict[str, str]:

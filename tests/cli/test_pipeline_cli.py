@@ -58,6 +58,7 @@ def test_run_with_params_then_list_show_and_logs(home: Path) -> None:
 
     code, logs = invoke("pipeline", "logs", run_id, "total")
     assert code == 0 and "summing 4 numbers" in logs
+    assert "input xs: 4 values" in logs and "out.json (json, 2 bytes, sha256 " in logs
 
 
 def test_the_human_view_shows_progress_and_a_summary(home: Path) -> None:
