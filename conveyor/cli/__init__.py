@@ -1,6 +1,7 @@
 """The ``conveyor`` command: parse, call the public API, render.
 
-One module per command group (``server``, ``experiments``, ``runs``, ``db``, ``gc``);
+One module per command group (``server``, ``experiments``, ``runs``, ``db``, ``gc``,
+``pipeline`` with its ``schedule``/``schedules`` commands, ``scheduler``, ``lineage``);
 rendering is shared in :mod:`conveyor.cli._output`. Modules here import only Typer and
 Conveyor's light modules at import time; stores, SQLAlchemy, pandas and the HTTP stack
 are imported inside the commands, so ``conveyor --help`` answers at once.
@@ -22,7 +23,7 @@ import typer
 from typer.core import TyperGroup
 
 from conveyor._version import __version__
-from conveyor.cli import db, experiments, gc, lineage, pipeline, runs, server
+from conveyor.cli import db, experiments, gc, lineage, pipeline, runs, schedules, server
 from conveyor.cli._output import console
 from conveyor.errors import ConveyorError
 
@@ -105,6 +106,8 @@ app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
 app.add_typer(pipeline.app, name="pipeline")
+schedules.register(pipeline.app)
+app.command(name="scheduler")(schedules.scheduler)
 app.command(name="gc")(gc.collect)
 app.command(name="lineage")(lineage.lineage)
 

@@ -15,6 +15,7 @@ usual ``conveyor.log_metric`` calls (each step that logs gets a child run).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.config import Settings
-from conveyor.errors import InvalidInput, InvalidState
+from conveyor.errors import InvalidInput, InvalidState, NotFound
 from conveyor.pipelines import serializers
 from conveyor.pipelines._environment import describe_environment
 from conveyor.pipelines._tasks import TrackingContext
@@ -297,6 +298,8 @@ def _execute(
         raise
     record = _run_record(loaded, spec, options, executor, run_id, tracking_run_id)
     records.create_run(record, engine.initial_records())
+    if options.schedule_id is not None:
+        _record_scheduled_run(store, options.schedule_id, run_id)
     if on_start is not None:
         on_start(record)
     state, error = RunState.FAILED, None
@@ -315,6 +318,13 @@ def _execute(
         records.finish_run(run_id, state, _now(), error)
         store.update_run_info(tracking_run_id, status=_TRACKING_END[state], end_time=_now())
     return RunResult(records.get_run(run_id), records.steps(run_id), settings)
+
+
+def _record_scheduled_run(store: SqlStore, schedule_id: str, run_id: str) -> None:
+    from conveyor.store.sql.schedules import ScheduleStore
+
+    with contextlib.suppress(NotFound):  # the schedule was deleted meanwhile
+        ScheduleStore(store).record_run(schedule_id, run_id)
 
 
 def _open_executor(executor: Executor, loaded: Loaded, spec: PipelineSpec) -> None:

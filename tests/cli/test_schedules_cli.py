@@ -208,6 +208,13 @@ def test_scheduler_once_runs_the_pipeline_and_waits_for_it(home: Path, tmp_path:
     assert command.endswith(f"--param lr=0.1 --executor local --schedule-id {schedule_id}")
     assert any("SUCCEEDED" in line for line in output)
     assert ok("scheduler", "--once").stdout == "No schedule is due.\n"
+    from conveyor.config import Settings
+    from conveyor.pipelines.runner import open_records
+
+    [run] = open_records(Settings(home=home)).list_runs("churn")
+    assert run.schedule_id == schedule_id and run.status.value == "SUCCEEDED"
+    listed = json.loads(ok("pipeline", "schedules", "list", "--json").stdout)
+    assert listed["schedules"][0]["last_run_id"] == run.id
 
 
 def test_server_with_scheduler_fires_due_schedules(home: Path, tmp_path: Path) -> None:

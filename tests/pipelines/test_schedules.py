@@ -68,6 +68,14 @@ def schedules(database: str) -> Iterator[ScheduleStore]:
     store.close()
 
 
+@pytest.fixture(scope="module")
+def sqlite_schedules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScheduleStore]:
+    """For checks that fail before any SQL runs, so one back end is enough."""
+    store = open_schedule_store(f"sqlite:///{tmp_path_factory.mktemp('validation') / 'conveyor.db'}")
+    yield store
+    store.close()
+
+
 def every_minute(schedules: ScheduleStore, name: str = "churn", now: int = T0) -> Schedule:
     return schedules.create(name, "churn.py", "* * * * *", now=now)
 
@@ -115,13 +123,13 @@ def test_the_first_trigger_is_read_in_the_schedules_time_zone(schedules: Schedul
     ],
 )
 def test_a_bad_cron_expression_is_quoted_with_an_example(
-    schedules: ScheduleStore, cron: str, reason: str
+    sqlite_schedules: ScheduleStore, cron: str, reason: str
 ) -> None:
     with pytest.raises(InvalidInput, match=reason) as raised:
-        schedules.create("bad", "churn.py", cron)
+        sqlite_schedules.create("bad", "churn.py", cron)
     assert repr(cron) in raised.value.message
     assert "'0 3 * * *'" in raised.value.message
-    assert schedules.list_all() == []
+    assert sqlite_schedules.list_all() == []
 
 
 @pytest.mark.parametrize(
@@ -135,10 +143,12 @@ def test_a_bad_cron_expression_is_quoted_with_an_example(
         ({"params": {"a=b": "1"}}, "Invalid pipeline param"),
     ],
 )
-def test_bad_input_is_refused(schedules: ScheduleStore, change: dict[str, object], message: str) -> None:
+def test_bad_input_is_refused(
+    sqlite_schedules: ScheduleStore, change: dict[str, object], message: str
+) -> None:
     arguments: dict[str, object] = {"name": "churn", "target": "churn.py", "cron": "0 3 * * *", **change}
     with pytest.raises(InvalidInput, match=message):
-        schedules.create(**arguments)  # type: ignore[arg-type]
+        sqlite_schedules.create(**arguments)  # type: ignore[arg-type]
 
 
 def test_names_are_unique(schedules: ScheduleStore) -> None:
@@ -269,7 +279,7 @@ def test_run_command_is_pipeline_run_with_the_schedules_options(schedules: Sched
     assert run_command(created) == [
         sys.executable,
         "-m",
-        "conveyor.cli",
+        "conveyor",
         "pipeline",
         "run",
         "/srv/churn.py:churn",

@@ -180,6 +180,8 @@ class ScheduleStore:
             due = [_row_schedule(r) for r in conn.execute(due_query.order_by(table.c.name)).mappings()]
         if not due:
             return []
+        # One transaction, rows in name order: concurrent claimers on PostgreSQL lock the rows
+        # in the same order, so one waits for the other instead of deadlocking.
         with self.store._write() as conn:
             return [claimed for schedule in due if (claimed := _claim(conn, schedule, now)) is not None]
 
