@@ -154,6 +154,10 @@ class Engine:
         self._versions = serializer_versions()
         self._stopping = False
         self._ready: deque[_Node] = deque()
+        #: How many arguments read each node's output (an edge per reading argument).
+        self._readers = {node_id: 0 for node_id in self.nodes}
+        for edge in spec.edges:
+            self._readers[edge.source] += 1
         #: Held while engine state changes; free while the executor waits (or runs a step).
         self._lock = threading.Lock()
         self._waiting_since: float | None = None
@@ -274,19 +278,23 @@ class Engine:
         producer = self.nodes[ref.node]
         if producer.mapped:
             calls = [producer.calls[i] for i in sorted(producer.calls, key=_order)]
-            items = tuple(self._call_arg(node, f"{label}[{c.index}]", c, 0) for c in calls)
+            items = tuple(self._call_arg(node, f"{label}[{c.index}]", producer, c, 0) for c in calls)
             return Many(items, list)
         call = producer.calls[None]
         count = len(producer.spec.output_types)
         if ref.index is None and count > 1:
-            return Many(tuple(self._call_arg(node, f"{label}.{i}", call, i) for i in range(count)), tuple)
-        return self._call_arg(node, label, call, ref.index or 0)
+            parts = (self._call_arg(node, f"{label}.{i}", producer, call, i) for i in range(count))
+            return Many(tuple(parts), tuple)
+        return self._call_arg(node, label, producer, call, ref.index or 0)
 
-    def _call_arg(self, node: _Node, label: str, call: _Call, part: int) -> Arg:
+    def _call_arg(self, node: _Node, label: str, producer: _Node, call: _Call, part: int) -> Arg:
+        """The value itself when the in-process executor kept it and ``node`` is its only
+        reader (a reader may mutate what it gets; others must see what was stored), else
+        the stored artifact."""
         assert call.refs is not None
         ref = call.refs[part]
         node.input_rows.append((label, ref, call.producer))
-        if call.values is not None:
+        if call.values is not None and self._readers[producer.spec.id] == 1:
             return _Kept(call.values[part], ref)
         return Stored(ref)
 
@@ -491,12 +499,21 @@ class Engine:
         self._record_artifacts(node)
         self._touch(node)
         self._emit(node)
+        self._release_values(node)
         for after in self.spec.downstream(node.spec.id):
             waiting = self.nodes[after]
             if waiting.state is StepState.PENDING and all(
                 self.nodes[up].state.done for up in self.spec.upstream(after)
             ):
                 self._ready.append(waiting)
+
+    def _release_values(self, node: _Node) -> None:
+        """Drop kept outputs once every reader has started: a long pipeline must not hold
+        every intermediate DataFrame in memory until it ends."""
+        for up in self.spec.upstream(node.spec.id):
+            if all(self.nodes[d].state is not StepState.PENDING for d in self.spec.downstream(up)):
+                for call in self.nodes[up].calls.values():
+                    call.values = None
 
     def _fail(self, node: _Node, error: str, trace: str | None) -> None:
         node.state, node.ended = StepState.FAILED, _now()

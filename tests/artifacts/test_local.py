@@ -38,8 +38,23 @@ class TestFileUriStore(TestLocalStore):
 
 def test_constructor_does_no_io(tmp_path: Path) -> None:
     store = ArtifactStore(str(tmp_path / "later"), {"unused": True})
-    assert vars(store) == {"root_uri": str(tmp_path / "later"), "storage_options": {"unused": True}}
+    assert vars(store) == {
+        "root_uri": str(tmp_path / "later"),
+        "storage_options": {"unused": True},
+        "durable": True,
+    }
     assert not (tmp_path / "later").exists()
+
+
+def test_unsynced_writes_are_atomic_and_sync_makes_them_durable(tmp_path: Path) -> None:
+    fast = ArtifactStore(str(tmp_path), durable=False)
+    size, sha = fast.write_bytes("a/b.bin", b"payload")
+
+    assert (size, sha) == ArtifactStore(str(tmp_path / "other")).write_bytes("a/b.bin", b"payload")
+    assert fast.read_verified("a/b.bin", sha) == b"payload"
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["b.bin"]  # no partial file left
+    fast.sync()  # one syncfs for everything written so far
+    ArtifactStore("memory://unsynced", durable=False).sync()  # object stores: nothing to do
 
 
 def test_repr_hides_storage_options() -> None:

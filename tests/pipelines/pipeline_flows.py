@@ -297,3 +297,26 @@ def resourceful(greedy: bool = False):
         huge(first())
     else:
         heavy(first())
+
+
+@step
+def base_list() -> list[int]:
+    return [1, 2, 3]
+
+
+@step
+def mutate(xs: list[int]) -> int:
+    xs.append(99)
+    return len(xs)
+
+
+@step
+def length(xs: list[int]) -> int:
+    return len(xs)
+
+
+@pipeline
+def shared():
+    xs = base_list()
+    mutate(xs)
+    length(xs)

@@ -93,6 +93,14 @@ def test_tuple_outputs_are_stored_as_parts(settings: Settings) -> None:
     assert result.output("column_sum-2") == 35.0
 
 
+def test_a_reader_that_mutates_its_input_cannot_change_what_others_read(settings: Settings) -> None:
+    result = run_pipeline(target("shared"), settings=settings)
+
+    assert result.output("mutate") == 4
+    assert result.output("length") == 3  # as on every executor: each reader gets the stored value
+    assert result.output("base_list") == [1, 2, 3]
+
+
 def test_map_fans_out_over_a_step_output_and_collects(settings: Settings) -> None:
     result = run_pipeline(target("fan"), {"n": 100}, settings=settings)
 
