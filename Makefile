@@ -1,7 +1,8 @@
 # Conveyor developer tasks. A fresh clone needs only python3 (>= 3.11) and node/npm:
 # the targets install everything else into .venv (Python) and .test-tools (Azurite).
 #
-#   make demo    start a server, train and track a few models, print a leaderboard
+#   make demo    run the example pipeline twice (the second time from the cache), then
+#                start a server, train and track a few models, print a leaderboard
 #   make test    lint, then the whole test suite (PostgreSQL on 127.0.0.1:5432 required)
 #
 # Installs are incremental: a stamp file records each one, and the virtual environment
@@ -14,16 +15,25 @@ VENV_STAMP := $(VENV)/.conveyor-installed
 TOOLS := .test-tools
 TOOLS_STAMP := $(TOOLS)/.conveyor-installed
 AZURITE := azurite@3
+# Prefect and Metaflow for `make bench-pipelines`, kept out of $(VENV) so that their pins
+# never decide Conveyor's dependencies.
+BENCH_VENV := .bench-venv-pipelines
+BENCH_STAMP := $(BENCH_VENV)/.conveyor-installed
+BENCH_REQUIREMENTS := benchmarks/pipelines/requirements.txt
 LINT_PATHS := conveyor tests $(wildcard examples benchmarks)
+# The demo keeps its data in ./.conveyor whatever the shell says, as examples/demo.py does.
+DEMO_CONVEYOR := env -u CONVEYOR_DATABASE_URL -u CONVEYOR_ARTIFACT_ROOT -u CONVEYOR_TRACKING_URI \
+	CONVEYOR_HOME=.conveyor $(BIN)/conveyor
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test-tools test demo lint bench clean
+.PHONY: help venv test-tools test demo lint bench bench-pipelines clean
 
 help:
-	@echo "make demo        start a server, track a few scikit-learn models, print a leaderboard"
+	@echo "make demo        run the example pipeline twice, then start a server, track a few models"
 	@echo "make test        ruff, then pytest (needs PostgreSQL on 127.0.0.1:5432)"
 	@echo "make lint        ruff check and format check"
 	@echo "make bench       tracking benchmarks"
+	@echo "make bench-pipelines  pipeline engine vs Prefect 3 and Metaflow (installs them into $(BENCH_VENV))"
 	@echo "make venv        install Conveyor and its test tools into $(VENV) (PYTHON=$(PYTHON))"
 	@echo "make test-tools  install Azurite (Azure Blob emulator) into $(TOOLS)"
 	@echo "make clean       remove $(VENV), $(TOOLS) and caches (keeps .conveyor data)"
@@ -48,7 +58,12 @@ test: venv test-tools
 	$(BIN)/ruff check conveyor tests examples
 	$(BIN)/pytest
 
+# The pipeline goes first because examples/demo.py keeps its server up until Ctrl-C; that
+# server then also shows the pipeline's tracking runs (experiment "breast_cancer").
 demo: venv
+	$(DEMO_CONVEYOR) pipeline run examples/pipeline.py --executor process
+	$(DEMO_CONVEYOR) pipeline run examples/pipeline.py --executor process
+	$(DEMO_CONVEYOR) pipeline runs --pipeline breast_cancer --limit 5
 	$(BIN)/python examples/demo.py
 
 lint: venv
@@ -57,6 +72,14 @@ lint: venv
 
 bench: venv
 	$(BIN)/python benchmarks/tracking/run.py
+
+$(BENCH_STAMP): $(BENCH_REQUIREMENTS)
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r $(BENCH_REQUIREMENTS)
+	touch $@
+
+bench-pipelines: venv $(BENCH_STAMP)
+	$(BIN)/python benchmarks/pipelines/run.py
 
 # Keeps ./.conveyor (the demo's and the local store's data): remove it by hand if wanted.
 clean:

@@ -135,7 +135,7 @@ def runs(
         ["ID", "Pipeline", "Status", "Started", "Duration", "Executor", "Git"],
         (
             [
-                r.id,
+                r.id[:12],
                 r.pipeline,
                 r.status.value,
                 out.when(r.start_time),

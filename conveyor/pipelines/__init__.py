@@ -29,6 +29,9 @@ from conveyor.pipelines.definition import (
     step,
 )
 
+#: Imported on first use: they load the SQL store, which ``import conveyor.pipelines`` must not.
+_RUNNER_EXPORTS = ("RunResult", "resume", "run_pipeline", "why_rerun")
+
 __all__ = [
     "Const",
     "Edge",
@@ -43,8 +46,20 @@ __all__ = [
     "PipelineSpec",
     "Ref",
     "Resources",
+    "RunResult",
     "Step",
     "StepOptions",
     "pipeline",
+    "resume",
+    "run_pipeline",
     "step",
+    "why_rerun",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name in _RUNNER_EXPORTS:
+        from conveyor.pipelines import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'conveyor.pipelines' has no attribute {name!r}")

@@ -456,7 +456,6 @@ class Engine:
     def _schedule_retry(self, node: _Node, calls: list[_Call]) -> None:
         for call in calls:
             delay = node.spec.options.backoff * 2 ** (call.attempts - 1)
-            call.attempts += 1
             self._sequence += 1
             heapq.heappush(self._retries, (time.monotonic() + delay, self._sequence, _RetryToken(node, call)))
         self._touch(node)
@@ -466,6 +465,7 @@ class Engine:
         while self._retries and self._retries[0][0] <= now:
             _, _, retry = heapq.heappop(self._retries)
             if retry.node.state is StepState.RUNNING and not self._stopping:
+                retry.call.attempts += 1  # counted when it starts: a retry cancelled while waiting never ran
                 self._send(retry.node, [retry.call], attempt=retry.call.attempts)
 
     def _next_wait(self) -> float | None:

@@ -603,8 +603,13 @@ class _Walker:
         return f"import {target} = {' '.join(described)}"
 
     def _load_module(self, name: str) -> types.ModuleType | str:
+        """The project module ``name`` (imported if needed), or a marker for anything else.
+
+        A library module gets the same marker whether or not it is imported yet, so that
+        an import inside a step gives the same key in a fresh process as in a warm one.
+        """
         module = sys.modules.get(name)
-        if module is not None:
+        if module is not None and not _is_library_module(module):
             return module
         top = name.partition(".")[0]
         top_module = sys.modules.get(top)
@@ -632,12 +637,39 @@ class _Walker:
         items.extend(f"base {self.ref(base)}" for base in cls.__bases__)
         namespace = vars(cls)
         for name in sorted(namespace):
-            if name not in _CLASS_NOISE:
+            if name not in _CLASS_NOISE and not _generated(name, namespace[name]):
                 items.append(f"member {name} = {self.ref(namespace[name])}")
         annotations = namespace.get("__annotations__")
         if isinstance(annotations, dict):
             items.extend(f"annotation {name}: {_annotation_text(hint)}" for name, hint in annotations.items())
+        items.extend(self._model_fields(namespace))
         return sha("\0".join(items))
+
+    def _model_fields(self, namespace: Mapping[str, object]) -> list[str]:
+        """pydantic moves field defaults out of the class body into ``__pydantic_fields__``,
+        which :func:`_generated` skips: record each field's default from there."""
+        fields = namespace.get("__pydantic_fields__")
+        if not isinstance(fields, dict):
+            return []
+        items = []
+        for name, info in sorted(fields.items()):
+            default = getattr(info, "default", None)
+            factory = getattr(info, "default_factory", None)
+            shown = literal(default)
+            described = shown if shown is not None else type_name(type(default))
+            items.append(f"field {name} default {described} factory {self.ref(factory) if factory else '-'}")
+        return items
+
+
+def _generated(name: str, value: object) -> bool:
+    """A dunder data attribute a framework derived from the class body (pydantic's
+    ``__pydantic_core_schema__``, dataclasses' ``__dataclass_fields__``): it restates what
+    the body already contributes, and may hold ``id()``-based text that differs per process.
+    Dunder *methods* (``__init__``, ``__call__``) and literal values still count."""
+    if not (name.startswith("__") and name.endswith("__")):
+        return False
+    code_like = isinstance(value, types.FunctionType | classmethod | staticmethod | property)
+    return not code_like and literal(value) is None
 
 
 def _is_project(value: object, depth: int = 0) -> bool:

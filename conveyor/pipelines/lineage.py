@@ -50,6 +50,7 @@ from conveyor.store.sql.lineage import (
     PipelineRunSummary,
     StepExecution,
 )
+from conveyor.store.sql.pipeline_records import PipelineRecords
 from conveyor.store.sql.store import SqlStore
 
 if TYPE_CHECKING:
@@ -351,6 +352,10 @@ def _run_ref(lineage: LineageStore, ref: str) -> PipelineRunSummary | None:
     characters are also a valid SHA-256 prefix.
     """
     if ref.startswith("run:"):
+        text = ref.removeprefix("run:")
+        if 0 < len(text) < 32 and all(c in "0123456789abcdef" for c in text):
+            # A prefix, as the other pipeline commands accept: resolve it like they do.
+            return lineage.run(PipelineRecords(lineage.store).get_run(text).id)
         return lineage.run(_run_id(ref))
     try:
         run_id = _run_id(ref)

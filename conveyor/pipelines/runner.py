@@ -36,6 +36,7 @@ from conveyor.pipelines.executors.base import Executor, Shipping
 from conveyor.pipelines.loading import Loaded, load_target
 from conveyor.pipelines.serializers import ArtifactRef
 from conveyor.pipelines.spec_json import spec_to_json
+from conveyor.store.base import TrackingStore
 from conveyor.store.entities import RunStatus
 from conveyor.store.sql.pipeline_records import (
     PipelineRecords,
@@ -275,7 +276,8 @@ def _execute(
     records = open_records(settings)
     store = records.store
     run_id = new_run_id()
-    tracking_run_id, experiment_id = _start_tracking(store, spec, run_id)
+    tracker = _tracking_store(settings, store)
+    tracking_run_id, experiment_id = _start_tracking(tracker, spec, run_id)
     tracking = TrackingContext(
         settings.tracking_uri or settings.resolved_database_url(), tracking_run_id, experiment_id
     )
@@ -294,7 +296,9 @@ def _execute(
     try:
         _open_executor(executor, loaded, spec)
     except BaseException:
-        store.update_run_info(tracking_run_id, status=RunStatus.FAILED, end_time=_now())
+        tracker.update_run_info(tracking_run_id, status=RunStatus.FAILED, end_time=_now())
+        if tracker is not store:
+            tracker.close()
         raise
     record = _run_record(loaded, spec, options, executor, run_id, tracking_run_id)
     records.create_run(record, engine.initial_records())
@@ -316,7 +320,9 @@ def _execute(
         if error is None and state is RunState.FAILED:
             error = "; ".join(f"{n}: {e}" for n, e in engine.failures())[:4000]
         records.finish_run(run_id, state, _now(), error)
-        store.update_run_info(tracking_run_id, status=_TRACKING_END[state], end_time=_now())
+        tracker.update_run_info(tracking_run_id, status=_TRACKING_END[state], end_time=_now())
+        if tracker is not store:
+            tracker.close()
     return RunResult(records.get_run(run_id), records.steps(run_id), settings)
 
 
@@ -337,7 +343,17 @@ def _open_executor(executor: Executor, loaded: Loaded, spec: PipelineSpec) -> No
     executor.open(Shipping(paths, (loaded.file,) if loaded.file else ()), wanted)
 
 
-def _start_tracking(store: SqlStore, spec: PipelineSpec, run_id: str) -> tuple[str, str]:
+def _tracking_store(settings: Settings, records_store: SqlStore) -> TrackingStore:
+    """Where the pipeline's tracking run lives: the tracking server when one is configured
+    (steps log there too), else the database that holds the pipeline record."""
+    if not settings.tracking_uri:
+        return records_store
+    from conveyor.store import open_store
+
+    return open_store(settings.tracking_uri, upgrade=settings.auto_upgrade)
+
+
+def _start_tracking(store: TrackingStore, spec: PipelineSpec, run_id: str) -> tuple[str, str]:
     from conveyor.store.entities import Param
     from conveyor.tracking.context import source_tags
 

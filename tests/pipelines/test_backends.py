@@ -68,6 +68,24 @@ def test_lineage_of_real_runs_follows_cache_hits_to_the_producing_run(tmp_path: 
     down = lineage.downstream(store, first.step("make_frame").outputs["parts"][0]["sha256"])
     consumers = {(s.run_id, s.node_id) for s in down.steps.values()}
     assert (second.run.id, "log_and_return") in consumers
+    assert lineage.upstream(store, f"run:{second.run.id[:10]}").root == f"run:{second.run.id}"
     events = lineage.openlineage_events(store, first.run.id, artifact_root=settings.resolved_artifact_root())
     assert events[0]["eventType"] == "START" and events[-1]["eventType"] == "COMPLETE"
     assert {e["job"]["name"] for e in events} >= {"frames", "frames.split"}
+
+
+@pytest.mark.slow
+def test_with_a_tracking_server_steps_log_to_the_server(live_server: str, tmp_path: Path) -> None:
+    from conveyor.tracking.client import Client
+
+    settings = Settings(home=tmp_path / "home", tracking_uri=live_server)
+    result = run_pipeline(target("frames"), {"rows": 6}, settings=settings)
+
+    assert result.ok, [s.error for s in result.steps]
+    client = Client(live_server)
+    parent = client.get_run(result.run.tracking_run_id)
+    assert parent.info.status == "FINISHED" and parent.params == {"rows": "6", "scale": "1.0"}
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result.run.tracking_run_id}'"
+    )
+    assert sorted(run.params["label"] for run in children) == ["test", "train"]

@@ -269,6 +269,46 @@ def test_library_calls_contribute_their_name_and_version_only(load: Loader) -> N
     assert parts[PYTHON_PART].startswith(sys.implementation.cache_tag)
 
 
+def test_framework_generated_class_attributes_do_not_count(load: Loader) -> None:
+    """pydantic stores a core schema holding ``id()``-based text on each model class: a fresh
+    import (another process) must still give the same digest."""
+    files = {
+        **BASE,
+        "fpdemo/steps.py": """
+            from pydantic import BaseModel
+
+            class Config(BaseModel):
+                C: float = 1.0
+
+            def step(n):
+                return Config(C=n).C
+        """,
+    }
+    first = step_fingerprint(load, files)
+    assert step_fingerprint(load, files) == first  # a new class object, same code
+    changed = {
+        **files,
+        "fpdemo/steps.py": files["fpdemo/steps.py"].replace("C: float = 1.0", "C: float = 2.0"),
+    }
+    assert step_fingerprint(load, changed) != first
+
+
+def test_an_import_inside_a_step_gives_the_same_digest_before_and_after_it_ran(load: Loader) -> None:
+    files = {
+        **BASE,
+        "fpdemo/steps.py": """
+            def step(values):
+                import colorsys
+                return colorsys.rgb_to_hsv(*values)
+        """,
+    }
+    sys.modules.pop("colorsys", None)
+    before = step_fingerprint(load, files)
+    import colorsys  # noqa: F401 - the step's import has now run in this process
+
+    assert step_fingerprint(load, files) == before
+
+
 def test_lazy_library_attributes_do_not_change_the_fingerprint(load: Loader) -> None:
     """``conveyor.log_metric`` is resolved by a module ``__getattr__`` on first use: whether
     that happened already must not change the key (Conveyor counts as a library)."""
