@@ -162,7 +162,7 @@ def _run_unit(task: Task, unit: Unit, store: ArtifactStore) -> UnitResult:
     out, err = _Capture(), _Capture()
     step = task.step
     try:
-        kwargs = {name: _resolve(arg, store) for name, arg in unit.args.items()}
+        kwargs = {name: resolve(arg, store) for name, arg in unit.args.items()}
         with _captured(out, err), _tracking(task, unit), _alarm(step.options.timeout, step.name):
             value = _call(task, kwargs)
         _check_type(task, value)
@@ -224,12 +224,13 @@ def _store_outputs(
     return refs
 
 
-def _resolve(arg: Arg, store: ArtifactStore) -> Any:
+def resolve(arg: Arg, store: ArtifactStore) -> Any:
+    """The value an argument stands for, loading (and verifying) stored artifacts."""
     if isinstance(arg, Value):
         return arg.value
     if isinstance(arg, Stored):
         return serializers.load_ref(store, arg.ref)
-    return arg.kind(_resolve(item, store) for item in arg.items)
+    return arg.kind(resolve(item, store) for item in arg.items)
 
 
 _stores: dict[tuple[str, str], ArtifactStore] = {}

@@ -23,12 +23,23 @@ from typing import Any
 from conveyor.artifacts.store import ArtifactStore
 from conveyor.errors import ConveyorError
 from conveyor.pipelines._graph import Const, NodeSpec, PipelineSpec, Ref
-from conveyor.pipelines._tasks import Arg, Many, Stored, Task, TrackingContext, Unit, UnitResult, Value
+from conveyor.pipelines._tasks import (
+    Arg,
+    Many,
+    Stored,
+    Task,
+    TrackingContext,
+    Unit,
+    UnitResult,
+    Value,
+    resolve,
+)
 from conveyor.pipelines._types import element_type
 from conveyor.pipelines.cache import CacheKey, make_key, serializer_versions, value_digest
 from conveyor.pipelines.executors import Completed, Executor
 from conveyor.pipelines.fingerprint import CodeFingerprint, fingerprint
 from conveyor.pipelines.serializers import ArtifactRef
+from conveyor.pipelines.spec_json import short_value
 from conveyor.store.sql.pipeline_records import (
     ArtifactRow,
     CacheEntry,
@@ -259,7 +270,7 @@ class Engine:
 
     def _arg(self, node: _Node, name: str, source: Any) -> Arg:
         if isinstance(source, Const):
-            node.inputs[name] = {"const": _describe_const(source.value)}
+            node.inputs[name] = {"const": short_value(source.value)}
             return Value(source.value)
         if isinstance(source, Ref):
             arg = self._ref_arg(node, name, source)
@@ -304,7 +315,7 @@ class Engine:
         collection = self._arg(node, f"{arg}*", source)
         if isinstance(collection, Many):
             return list(collection.items)
-        values = _resolve_local(collection, self.store)
+        values = resolve(collection, self.store)
         return [Value(item) for item in values]
 
     # -- cache -----------------------------------------------------------------------------
@@ -687,25 +698,8 @@ def _describe_arg(arg: Arg) -> dict[str, Any]:
     if isinstance(arg, Stored):
         return {"artifact": arg.ref.to_dict()}
     if isinstance(arg, Value):
-        return {"const": _describe_const(arg.value)}
+        return {"const": short_value(arg.value)}
     return {"many": [_describe_arg(item) for item in arg.items]}
-
-
-def _describe_const(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    text = repr(value)
-    return text if len(text) <= 200 else text[:200] + "…"
-
-
-def _resolve_local(arg: Arg, store: ArtifactStore) -> Any:
-    from conveyor.pipelines import serializers
-
-    if isinstance(arg, Value):
-        return arg.value
-    if isinstance(arg, Stored):
-        return serializers.load_ref(store, arg.ref)
-    return arg.kind(_resolve_local(item, store) for item in arg.items)
 
 
 def _artifact_row(

@@ -63,12 +63,13 @@ def _input(source: Input) -> dict[str, Any]:
     if isinstance(source, Ref):
         return {"ref": source.node, "index": source.index}
     if isinstance(source, Const):
-        return {"const": _short(source.value)}
+        return {"const": short_value(source.value)}
     assert isinstance(source, Gather)
     return {"gather": [_input(item) for item in source.items], "kind": source.kind.__name__}
 
 
-def _short(value: Any) -> Any:
+def short_value(value: Any) -> Any:
+    """A plain value as is; anything else as its ``repr``, cut to 200 characters."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
     text = repr(value)
