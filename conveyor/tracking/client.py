@@ -36,7 +36,6 @@ from conveyor.tracking.artifact_repo import (
     RemoteArtifactRepository,
 )
 from conveyor.tracking.buffer import MetricBuffer
-from conveyor.tracking.datasets import dataset_from
 from conveyor.tracking.service import FileInfo, TrackingService
 
 CONTEXT_TAG = "mlflow.data.context"
@@ -182,6 +181,8 @@ class Client:
         context: str | None = None,
     ) -> DatasetInput:
         """Record a DataFrame or array the run consumed, fingerprinted by SHA-256 over all of it."""
+        from conveyor.tracking.datasets import dataset_from  # pandas: only when logging data
+
         item = DatasetInput(dataset_from(data, name, source), {CONTEXT_TAG: context} if context else {})
         self.store.log_inputs(run_id, [item])
         return item
