@@ -23,7 +23,7 @@ import typer
 from typer.core import TyperGroup
 
 from conveyor._version import __version__
-from conveyor.cli import db, experiments, gc, lineage, pipeline, runs, schedules, server
+from conveyor.cli import audit, db, experiments, gc, lineage, pipeline, runs, schedules, server
 from conveyor.cli._output import console
 from conveyor.errors import ConveyorError
 
@@ -110,6 +110,7 @@ schedules.register(pipeline.app)
 app.command(name="scheduler")(schedules.scheduler)
 app.command(name="gc")(gc.collect)
 app.command(name="lineage")(lineage.lineage)
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:

@@ -11,10 +11,12 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, make_url
+from sqlalchemy import create_engine, inspect, make_url
+from sqlalchemy import exc as sa_exc
 
 from conveyor.errors import BackendUnavailable
 from conveyor.store.sql import migrations
+from conveyor.store.sql.audit import AuditEvent, AuditLog
 from conveyor.store.sql.logged_models import SqlLoggedModelStore
 from conveyor.store.sql.schema import metadata
 from conveyor.store.sql.store import SqlStore
@@ -106,6 +108,47 @@ def test_upgrade_from_0001_backfills_run_outputs(
     assert [tuple(r) for r in rows] == [(7, "m-1", 0)]
     assert SqlLoggedModelStore(store).outputs_for_runs(["a1b2c3"]) == {"a1b2c3": [("m-1", 0)]}
     store.close()
+    engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_upgrade_0003_to_0004_adds_an_append_only_audit_log(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Existing data stays, the log starts empty at seq 1, and its triggers are in place."""
+    url = (
+        f"sqlite:///{tmp_path / 'audit.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("empty_postgres_url")
+    )
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        command.upgrade(migrations.alembic_config(conn), "0003")
+        conn.exec_driver_sql(
+            "INSERT INTO runs (id, run_uuid, experiment_id, name, user_id, status, start_time, "
+            "artifact_uri, lifecycle_stage) VALUES (7, 'a1b2c3', 0, 'old', 'ana', 'FINISHED', 5, "
+            "'mlflow-artifacts:/0/a1b2c3/artifacts', 'active')"
+        )
+        conn.commit()
+    store = SqlStore(url).open(upgrade=True)
+    assert store.get_run("a1b2c3").info.run_name == "old"
+    log = AuditLog(store)
+    record = log.append(
+        AuditEvent(
+            actor="ana", actor_kind="user", action="run.update", resource_type="run", resource_id="a1b2c3"
+        )
+    )
+    assert (record.seq, log.verify().records) == (1, 1)
+    with pytest.raises(sa_exc.DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM audit_log")
+    store.close()
+    with engine.connect() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0003")
+        conn.commit()
+        assert "audit_log" not in inspect(conn).get_table_names()
+        assert migrations.current_revision(conn) == "0003"
+        command.upgrade(migrations.alembic_config(conn), "head")  # the downgrade left nothing behind
+        conn.commit()
     engine.dispose()
 
 

@@ -329,3 +329,41 @@ pipeline_schedules = Table(
     Column("last_run_id", String(32), nullable=True),
     Column("created", BigInteger, nullable=False),
 )
+
+# -- audit log ---------------------------------------------------------------------------
+# Append-only and hash-chained: ``conveyor.store.sql.audit`` is the only writer, and the
+# migration adds triggers that refuse UPDATE and DELETE (a later migration that rebuilds
+# this table in SQLite batch mode must create them again). States are kept as digests
+# only, so the log proves what changed without copying what may be confidential.
+
+#: One mutating action, linked to the record before it by ``prev_hash``.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    #: 1, 2, 3…: gap-free, assigned while the appender holds the write lock.
+    Column("seq", IdType, primary_key=True, autoincrement=False),
+    Column("time", BigInteger, nullable=False),
+    Column("actor", String(256), nullable=False),
+    #: ``user``, ``service``, ``system`` or ``anonymous``.
+    Column("actor_kind", String(20), nullable=False),
+    #: The client's address, when the action came over the network.
+    Column("source", String(256), nullable=True),
+    Column("workspace", String(250), nullable=True),
+    #: ``<resource>.<verb>``, e.g. ``run.create``, ``registry.alias.set``.
+    Column("action", String(100), nullable=False),
+    Column("resource_type", String(50), nullable=False),
+    Column("resource_id", String(500), nullable=False),
+    #: Hex SHA-256 of the canonical JSON of the state before / after (NULL: none).
+    Column("before_digest", String(64), nullable=True),
+    Column("after_digest", String(64), nullable=True),
+    Column("request_id", String(100), nullable=True),
+    #: Small JSON object (canonical: keys sorted, no whitespace).
+    Column("details", Text, nullable=True),
+    #: ``hash`` of the record ``seq - 1``; 64 zeros for the first record.
+    Column("prev_hash", String(64), nullable=False),
+    #: Hex SHA-256 of the canonical JSON of every other column.
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_resource_type_resource_id", "resource_type", "resource_id"),
+    Index("ix_audit_log_actor", "actor"),
+    Index("ix_audit_log_time", "time"),
+)
