@@ -6,6 +6,8 @@ The object model, as a map:
   (each artifact indexed with its size and SHA-256);
 * pipelines (``@step``, ``@pipeline``) → pipeline runs → step runs (definitions today,
   execution coming);
+* packaged models (``conveyor.models``): a directory with a manifest of every file's
+  SHA-256, saved, logged to a run (``runs:/<run>/<name>``) and loaded back verified;
 * registered models → versions → stages and approvals (coming).
 
 ``import conveyor as cv`` gives the fluent tracking API::

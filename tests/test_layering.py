@@ -2,7 +2,7 @@
 
     store/, artifacts/   (storage: SQL, REST client, fsspec)
           ↑
-       tracking/, pipelines/   (capabilities: service layer, clients, engines)
+       tracking/, pipelines/, models/   (capabilities: service layer, clients, engines)
           ↑
     server/      cli/    (edges: HTTP and the command line)
 
@@ -21,10 +21,23 @@ PACKAGE = Path(__file__).resolve().parents[1] / "conveyor"
 
 #: Folder of the package -> modules it must never import.
 FORBIDDEN = {
-    "store": ("conveyor.tracking", "conveyor.pipelines", "conveyor.server", "conveyor.cli"),
-    "artifacts": ("conveyor.tracking", "conveyor.pipelines", "conveyor.server", "conveyor.cli"),
+    "store": (
+        "conveyor.tracking",
+        "conveyor.pipelines",
+        "conveyor.models",
+        "conveyor.server",
+        "conveyor.cli",
+    ),
+    "artifacts": (
+        "conveyor.tracking",
+        "conveyor.pipelines",
+        "conveyor.models",
+        "conveyor.server",
+        "conveyor.cli",
+    ),
     "tracking": ("conveyor.server", "conveyor.cli"),
     "pipelines": ("conveyor.server", "conveyor.cli"),
+    "models": ("conveyor.server", "conveyor.cli"),
     "server": ("conveyor.cli",),
 }
 
