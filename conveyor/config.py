@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = 1
+    #: Server side: require an API token or password on every request but /health and /version.
+    auth: bool = False
+    #: Client side: API token sent as ``Authorization: Bearer`` to a server; see
+    #: :meth:`resolved_tracking_token` for the MLflow fallback.
+    tracking_token: SecretStr | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -75,6 +80,12 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{(self.home / 'conveyor.db').resolve()}"
+
+    def resolved_tracking_token(self) -> str | None:
+        """``CONVEYOR_TRACKING_TOKEN``, else ``MLFLOW_TRACKING_TOKEN``: one token for both clients."""
+        if self.tracking_token is not None:
+            return self.tracking_token.get_secret_value()
+        return os.environ.get("MLFLOW_TRACKING_TOKEN") or None
 
     def resolved_artifact_root(self) -> str:
         return self.artifact_root or str((self.home / "artifacts").resolve())

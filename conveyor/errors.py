@@ -12,6 +12,7 @@
     ├── Conflict                           409  RESOURCE_CONFLICT
     │   └── InvalidState                   400  INVALID_PARAMETER_VALUE (as MLflow)
     ├── IntegrityError                     500  DATA_LOSS
+    ├── Unauthenticated                    401  UNAUTHENTICATED
     ├── PermissionDenied                   403  PERMISSION_DENIED
     └── BackendUnavailable                 503  TEMPORARILY_UNAVAILABLE
 
@@ -110,7 +111,21 @@ class IntegrityError(ConveyorError):
     http_status = 500
 
 
+class Unauthenticated(ConveyorError, PermissionError):
+    """No credentials, or credentials that prove nothing (unknown, expired, revoked, wrong).
+
+    The server answers 401 with a ``WWW-Authenticate`` challenge; MLflow clients raise
+    ``RestException`` with code ``UNAUTHENTICATED``.
+    """
+
+    headline = "Not signed in"
+    error_code = "UNAUTHENTICATED"
+    http_status = 401
+
+
 class PermissionDenied(ConveyorError, PermissionError):
+    """The caller is known but holds no role that grants the permission the action needs."""
+
     headline = "Permission denied"
     error_code = "PERMISSION_DENIED"
     http_status = 403
@@ -130,6 +145,7 @@ _BY_CODE: dict[str, type[ConveyorError]] = {
         AlreadyExists,
         Conflict,
         IntegrityError,
+        Unauthenticated,
         PermissionDenied,
         BackendUnavailable,
     )

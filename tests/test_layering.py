@@ -2,7 +2,7 @@
 
     store/, artifacts/   (storage: SQL, REST client, fsspec)
           ↑
-       tracking/, pipelines/, models/   (capabilities: service layer, clients, engines)
+       tracking/, pipelines/, models/, registry/, identity/   (capabilities: service layer, clients, engines)
           ↑
     server/      cli/    (edges: HTTP and the command line)
 
@@ -25,6 +25,8 @@ FORBIDDEN = {
         "conveyor.tracking",
         "conveyor.pipelines",
         "conveyor.models",
+        "conveyor.identity",
+        "conveyor.registry",
         "conveyor.server",
         "conveyor.cli",
     ),
@@ -32,12 +34,16 @@ FORBIDDEN = {
         "conveyor.tracking",
         "conveyor.pipelines",
         "conveyor.models",
+        "conveyor.identity",
+        "conveyor.registry",
         "conveyor.server",
         "conveyor.cli",
     ),
     "tracking": ("conveyor.server", "conveyor.cli"),
     "pipelines": ("conveyor.server", "conveyor.cli"),
     "models": ("conveyor.server", "conveyor.cli"),
+    "registry": ("conveyor.server", "conveyor.cli"),
+    "identity": ("conveyor.server", "conveyor.cli"),
     "server": ("conveyor.cli",),
 }
 

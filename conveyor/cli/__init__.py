@@ -23,7 +23,19 @@ import typer
 from typer.core import TyperGroup
 
 from conveyor._version import __version__
-from conveyor.cli import audit, db, experiments, gc, lineage, pipeline, runs, schedules, server
+from conveyor.cli import (
+    audit,
+    db,
+    experiments,
+    gc,
+    identity,
+    lineage,
+    pipeline,
+    registry,
+    runs,
+    schedules,
+    server,
+)
 from conveyor.cli._output import console
 from conveyor.errors import ConveyorError
 
@@ -111,6 +123,8 @@ app.command(name="scheduler")(schedules.scheduler)
 app.command(name="gc")(gc.collect)
 app.command(name="lineage")(lineage.lineage)
 app.add_typer(audit.app, name="audit")
+app.add_typer(registry.app, name="registry")
+identity.register(app)
 
 
 def main() -> None:

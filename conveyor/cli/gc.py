@@ -55,11 +55,11 @@ def _collector(
     time so the progress bar moves per run; through a server, its ``/gc`` endpoint does
     the same on the server's side in one call.
     """
-    _, uri = resolve_uri(tracking_uri)
+    settings, uri = resolve_uri(tracking_uri)
     if is_server_uri(uri):
         from conveyor.store.rest import RestStore
 
-        rest = RestStore(uri)  # type: ignore[arg-type]
+        rest = RestStore(uri, token=settings.resolved_tracking_token())  # type: ignore[arg-type]
 
         def remote(
             _run_ids: list[str], cutoff: int | None, advance: Callable[[int], None]

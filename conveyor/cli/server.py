@@ -60,6 +60,14 @@ def serve(
             "for production instead)."
         ),
     ] = False,
+    auth: Annotated[
+        bool | None,
+        typer.Option(
+            "--auth/--no-auth",
+            help="Require an API token or password on every request (env CONVEYOR_AUTH); "
+            "create the first admin with `conveyor users create <name> --admin`.",
+        ),
+    ] = None,
     scheduler: Annotated[
         bool,
         typer.Option(
@@ -75,6 +83,7 @@ def serve(
         "CONVEYOR_WORKERS": workers,
         "CONVEYOR_DATABASE_URL": database_url,
         "CONVEYOR_ARTIFACT_ROOT": artifact_root,
+        "CONVEYOR_AUTH": None if auth is None else str(auth).lower(),
         # Absolute, so that every worker agrees on it whatever it does with its cwd.
         "CONVEYOR_HOME": home.expanduser().resolve() if home is not None else None,
     }
@@ -101,6 +110,8 @@ def serve(
     out.print(f"  clients:   CONVEYOR_TRACKING_URI={url}  or  MLFLOW_TRACKING_URI={url}", markup=False)
     if scheduler:
         out.print("  scheduler: pipeline schedules fire from this process", markup=False)
+    out.print(f"  auth:      {'on' if settings.auth else 'off'}", markup=False)
+    _warn_if_exposed(settings)
 
     import uvicorn
 
@@ -115,6 +126,19 @@ def serve(
             workers=settings.workers,
             access_log=access_log,
         )
+
+
+def _warn_if_exposed(settings: Settings) -> None:
+    """Say loudly, on stderr and in the log, when anyone on the network may use the server."""
+    from conveyor.server.auth import exposure_warning, log
+
+    warning = exposure_warning(settings.host, settings.auth)
+    if warning is None:
+        return
+    console(stderr=True).print(warning, style="bold red", markup=False, soft_wrap=True)
+    # Without a logging configuration the record would go to stderr a second time.
+    if log.hasHandlers():
+        log.warning(warning)
 
 
 def _scheduler(settings: Settings) -> contextlib.AbstractContextManager[object]:

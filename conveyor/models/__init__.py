@@ -33,7 +33,7 @@ Example::
 from __future__ import annotations
 
 from conveyor.models._manifest import MANIFEST_NAME, FileEntry, ModelManifest
-from conveyor.models._packaging import LoadedModel, ModelInfo, load, save
+from conveyor.models._packaging import LoadedModel, ModelInfo, load, read_model_manifest, save
 from conveyor.models._runs import log_model
 from conveyor.models._signature import FieldSpec, Schema, Signature, infer_schema, infer_signature
 from conveyor.models._uris import (
@@ -66,6 +66,7 @@ __all__ = [
     "load",
     "log_model",
     "parse_models_uri",
+    "read_model_manifest",
     "register_flavor",
     "register_resolver",
     "resolvers",

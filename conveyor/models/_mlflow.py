@@ -26,7 +26,7 @@ from conveyor.models.flavors._base import LoadOptions, check_choice, refuse_pick
 from conveyor.models.flavors._skops import load_skops
 from conveyor.models.flavors._xgboost import MODEL_CLASSES, MODEL_FORMATS, load_xgboost
 
-__all__ = ["load_mlflow_folder", "mlflow_signature"]
+__all__ = ["load_mlflow_folder", "mlflow_manifest", "mlflow_signature"]
 
 #: MLflow column types -> the dtypes Conveyor signatures use.
 _COLUMN_TYPES = {
@@ -45,28 +45,55 @@ def load_mlflow_folder(
 ) -> LoadedModel:
     """Load an MLflow model directory in the ``sklearn`` or ``xgboost`` flavor.
 
+    The digest is checked before anything is deserialized: a swapped file may be
+    crafted to exploit the loader.
+
     Raises:
         InvalidInput: another flavor, a malformed ``MLmodel``, a pickle without
             ``allow_pickle``, or untrusted skops types.
         IntegrityError: ``expected_digest`` is given and differs.
     """
     mlmodel = _read_mlmodel(folder)
-    flavors = mlmodel.get("flavors") or {}
-    if "sklearn" in flavors:
-        name, conf, raw = "sklearn", flavors["sklearn"], _load_sklearn(folder, flavors["sklearn"], options)
-    elif "xgboost" in flavors:
-        name, conf, raw = "xgboost", flavors["xgboost"], _load_xgboost(folder, flavors["xgboost"])
-    else:
+    name = _flavor_name(mlmodel)
+    if name not in _LOADERS:
         raise InvalidInput(
-            f"The MLflow model in {folder} has flavors {sorted(flavors)}; Conveyor loads MLflow models "
-            "in the sklearn and xgboost flavors"
+            f"The MLflow model in {folder} has flavors {sorted(mlmodel.get('flavors') or {})}; Conveyor "
+            "loads MLflow models in the sklearn and xgboost flavors"
         )
-    manifest = _manifest(folder, mlmodel, name, conf)
+    manifest = _manifest(folder, mlmodel, name, mlmodel["flavors"][name])
     if expected_digest is not None and manifest.digest != expected_digest:
         raise IntegrityError(
-            f"MLflow model at {folder} has digest {manifest.digest}, expected {expected_digest}"
+            f"MLflow model at {folder} has digest {manifest.digest}, expected {expected_digest}. "
+            "Refusing to load it."
         )
+    raw = _LOADERS[name](folder, mlmodel["flavors"][name], options)
     return LoadedModel(raw, manifest, default_registry.by_name(name))
+
+
+def mlflow_manifest(folder: Path) -> ModelManifest:
+    """The manifest Conveyor derives for an MLflow model directory, without loading it.
+
+    Its digest is what :func:`load_mlflow_folder` checks ``expected_digest`` against, so
+    a registry can record it at registration. Flavors Conveyor cannot load still get a
+    digest (over their first flavor), so they can be registered and verified.
+
+    Raises:
+        InvalidInput: a malformed ``MLmodel`` or one without flavors.
+    """
+    mlmodel = _read_mlmodel(folder)
+    name = _flavor_name(mlmodel)
+    return _manifest(folder, mlmodel, name, mlmodel["flavors"][name])
+
+
+def _flavor_name(mlmodel: Mapping[str, Any]) -> str:
+    """The flavor Conveyor uses: sklearn or xgboost if present, else the first native one."""
+    flavors = mlmodel.get("flavors")
+    if not isinstance(flavors, Mapping) or not flavors:
+        raise InvalidInput(f"{MLFLOW_MANIFEST} lists no flavors")
+    for name in (*_LOADERS, *(f for f in flavors if f != "python_function"), "python_function"):
+        if name in flavors:
+            return str(name)
+    raise InvalidInput(f"{MLFLOW_MANIFEST} lists no usable flavor")
 
 
 def mlflow_signature(data: Mapping[str, Any] | None) -> Signature | None:
@@ -122,6 +149,12 @@ def _load_xgboost(folder: Path, conf: Mapping[str, Any]) -> Any:
     return load_xgboost(_model_file(folder, conf, "data"), model_class)
 
 
+_LOADERS = {
+    "sklearn": _load_sklearn,
+    "xgboost": lambda folder, conf, _options: _load_xgboost(folder, conf),
+}
+
+
 def _schema(specs: list[Mapping[str, Any]]) -> Schema:
     if specs and all(s.get("type") == "tensor" for s in specs):
         fields = tuple(
@@ -144,12 +177,14 @@ def _schema(specs: list[Mapping[str, Any]]) -> Schema:
 
 
 def _manifest(folder: Path, mlmodel: Mapping[str, Any], name: str, conf: Mapping[str, Any]) -> ModelManifest:
+    if not isinstance(conf, Mapping):
+        raise InvalidInput(f"{MLFLOW_MANIFEST} flavor {name!r} is not a mapping")
     files = {rel: hash_file(folder / rel) for rel in files_under(folder)}
     requirements = folder / "requirements.txt"
     manifest = ModelManifest(
         flavor=name,
         flavor_fields={**{k: v for k, v in conf.items() if v is not None}, "source_format": "mlflow"},
-        framework="scikit-learn" if name == "sklearn" else "xgboost",
+        framework={"sklearn": "scikit-learn", "xgboost": "xgboost"}.get(name, name),
         framework_version=str(conf.get("sklearn_version") or conf.get("xgb_version") or "unknown"),
         python_version=str(
             (mlmodel["flavors"].get("python_function") or {}).get("python_version", "unknown")

@@ -33,7 +33,7 @@ from conveyor.models.flavors._base import Flavor, LoadOptions, installed_version
 if TYPE_CHECKING:
     from conveyor.tracking.client import Client
 
-__all__ = ["LoadedModel", "ModelInfo", "load", "load_folder", "save"]
+__all__ = ["LoadedModel", "ModelInfo", "load", "load_folder", "read_model_manifest", "save"]
 
 #: The file an MLflow model directory is recognised by.
 MLFLOW_MANIFEST = "MLmodel"
@@ -185,6 +185,30 @@ def load_folder(folder: Path, options: LoadOptions, *, expected_digest: str | No
     raise NotFound(
         f"No model at {folder}: it has neither {MANIFEST_NAME} nor an MLflow {MLFLOW_MANIFEST} file"
     )
+
+
+def read_model_manifest(folder: str | os.PathLike[str]) -> ModelManifest:
+    """The manifest of a local model directory, every file verified, the model not loaded.
+
+    For a registry recording what it registers: the returned ``digest`` is the one
+    :func:`load` checks ``expected_digest`` against, for Conveyor and MLflow directories
+    alike, and nothing in the folder is deserialized (pickles are never opened).
+
+    Raises:
+        NotFound: no model directory there.
+        IntegrityError: a file is missing, extra or altered, or the manifest was edited.
+        InvalidInput: a malformed manifest or ``MLmodel``.
+    """
+    path = Path(folder)
+    if (path / MANIFEST_NAME).is_file():
+        manifest = read_manifest(path)
+        verify_folder(path, manifest)
+        return manifest
+    if (path / MLFLOW_MANIFEST).is_file():
+        from conveyor.models._mlflow import mlflow_manifest
+
+        return mlflow_manifest(path)
+    raise NotFound(f"No model at {path}: it has neither {MANIFEST_NAME} nor an MLflow {MLFLOW_MANIFEST} file")
 
 
 @contextmanager

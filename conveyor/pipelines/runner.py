@@ -350,7 +350,9 @@ def _tracking_store(settings: Settings, records_store: SqlStore) -> TrackingStor
         return records_store
     from conveyor.store import open_store
 
-    return open_store(settings.tracking_uri, upgrade=settings.auto_upgrade)
+    return open_store(
+        settings.tracking_uri, upgrade=settings.auto_upgrade, token=settings.resolved_tracking_token()
+    )
 
 
 def _start_tracking(store: TrackingStore, spec: PipelineSpec, run_id: str) -> tuple[str, str]:

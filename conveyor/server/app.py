@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse
 
 from conveyor._version import __version__
 from conveyor.config import Settings
+from conveyor.errors import BackendUnavailable
 from conveyor.server.errors import install_error_handlers
 from conveyor.server.responses import JSON
 from conveyor.tracking.service import TrackingService
@@ -20,7 +21,8 @@ def create_app(settings: Settings | None = None, service: TrackingService | None
     """The Conveyor server app; pass ``service`` to serve stores built elsewhere (tests, embedding)."""
     from conveyor.server import mlflow_api, native
 
-    service = service or TrackingService.from_settings(settings or Settings())
+    settings = settings or Settings()
+    service = service or TrackingService.from_settings(settings)
     app = FastAPI(
         title="Conveyor",
         version=__version__,
@@ -32,6 +34,8 @@ def create_app(settings: Settings | None = None, service: TrackingService | None
     # MLflow's routes first: its clients send the most requests, and FastAPI tries routes in order.
     app.include_router(mlflow_api.build_router(service))
     app.include_router(native.build_router(service))
+    if settings.auth:
+        _install_auth(app, service)
 
     @app.get("/health", response_class=PlainTextResponse, include_in_schema=False)
     def health() -> str:
@@ -42,6 +46,25 @@ def create_app(settings: Settings | None = None, service: TrackingService | None
         return __version__
 
     return app
+
+
+def _install_auth(app: FastAPI, service: TrackingService) -> None:
+    """Authenticate every request, and serve the identity admin API (admins only).
+
+    Authentication needs the identity tables, so the tracking store must be the SQL store.
+    """
+    from conveyor.identity import IdentityService
+    from conveyor.server import identity_api
+    from conveyor.server.auth import AuthMiddleware
+    from conveyor.store.sql.store import SqlStore
+
+    if not isinstance(service.store, SqlStore):
+        raise BackendUnavailable(
+            "Authentication (--auth) needs the SQL metadata store (sqlite:/// or postgresql+psycopg://)."
+        )
+    identity = IdentityService.for_store(service.store)
+    app.include_router(identity_api.build_router(identity))
+    app.add_middleware(AuthMiddleware, identity=identity)
 
 
 def app_from_environment() -> FastAPI:

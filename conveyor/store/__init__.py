@@ -17,8 +17,8 @@ _SQL_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgresql+psycop
 _REST_SCHEMES = ("http", "https")
 
 
-def open_store(uri: str, *, upgrade: bool = True) -> TrackingStore:
-    """Open the tracking store behind ``uri``, ready to use."""
+def open_store(uri: str, *, upgrade: bool = True, token: str | None = None) -> TrackingStore:
+    """Open the tracking store behind ``uri``, ready to use; ``token`` authenticates to a server."""
     scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
     if scheme in _SQL_SCHEMES:
         from conveyor.store.sql.store import SqlStore
@@ -29,7 +29,7 @@ def open_store(uri: str, *, upgrade: bool = True) -> TrackingStore:
     if scheme in _REST_SCHEMES:
         from conveyor.store.rest import RestStore
 
-        return RestStore(uri)
+        return RestStore(uri, token=token)
     known = ", ".join(f"{s}://" for s in (*_SQL_SCHEMES, *_REST_SCHEMES))
     raise InvalidInput(f"Unsupported tracking URI {uri!r}: known schemes are {known}")
 

@@ -3,7 +3,8 @@
 Not a second storage engine: every call is one HTTP request to ``/api/conveyor/v1`` on a
 kept-alive connection (MLflow #1867: a TLS handshake per call). Transient failures —
 connection errors, 429 and 503 — are retried with exponential backoff; errors the
-server reports come back as the same ``ConveyorError`` subclass it raised.
+server reports come back as the same ``ConveyorError`` subclass it raised. Given a
+token, every request carries ``Authorization: Bearer <token>`` (servers run with ``--auth``).
 """
 
 from __future__ import annotations
@@ -49,18 +50,25 @@ class RestStore(TrackingStore):
         timeout: float = 120.0,
         max_retries: int = 5,
         transport: httpx.BaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.max_retries = max_retries
         self.transport = transport
+        self.token = token
         self._client: httpx.Client | None = None
+
+    def __repr__(self) -> str:
+        # Never the token: reprs end up in logs and tracebacks.
+        return f"RestStore({self.base_url!r})"
 
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
             self._client = httpx.Client(
-                base_url=self.base_url, timeout=self.timeout, transport=self.transport
+                base_url=self.base_url, timeout=self.timeout, transport=self.transport, headers=headers
             )
         return self._client
 

@@ -43,6 +43,10 @@ __all__ = [
     "OrderKey",
     "parse_experiment_filter",
     "parse_experiment_order_by",
+    "parse_model_version_filter",
+    "parse_model_version_order_by",
+    "parse_registered_model_filter",
+    "parse_registered_model_order_by",
     "parse_run_filter",
     "parse_run_order_by",
 ]
@@ -606,6 +610,40 @@ _LOGGED_MODELS = _Grammar(
     ),
 )
 
+_REGISTERED_MODELS = _Grammar(
+    what="registered model",
+    entities={Entity.ATTRIBUTE: _Kind.STRING, Entity.TAG: _Kind.STRING},
+    attributes={
+        "name": _Kind.STRING,
+        "creation_timestamp": _Kind.NUMBER,
+        "last_updated_timestamp": _Kind.NUMBER,
+    },
+    aliases={"timestamp": "creation_timestamp"},
+    dataset_keys=(),
+    order_entities=(Entity.ATTRIBUTE,),
+    order_attributes=("name", "creation_timestamp", "last_updated_timestamp"),
+)
+
+_MODEL_VERSIONS = _Grammar(
+    what="model version",
+    entities={Entity.ATTRIBUTE: _Kind.STRING, Entity.TAG: _Kind.STRING},
+    attributes={
+        "name": _Kind.STRING,
+        "version_number": _Kind.NUMBER,
+        "run_id": _Kind.STRING,
+        "source_path": _Kind.STRING,
+        "current_stage": _Kind.STRING,
+        "status": _Kind.STRING,
+        "model_digest": _Kind.STRING,
+        "creation_timestamp": _Kind.NUMBER,
+        "last_updated_timestamp": _Kind.NUMBER,
+    },
+    aliases={"version": "version_number", "source": "source_path", "timestamp": "creation_timestamp"},
+    dataset_keys=(),
+    order_entities=(Entity.ATTRIBUTE,),
+    order_attributes=("name", "version_number", "creation_timestamp", "last_updated_timestamp"),
+)
+
 # -- public API -----------------------------------------------------------------------------
 
 
@@ -658,3 +696,25 @@ def parse_experiment_order_by(items: Sequence[str] | None) -> list[OrderKey]:
     """Parse experiment ``order_by`` items: ``name``, ``experiment_id``,
     ``creation_time`` or ``last_update_time``, each optionally ASC or DESC."""
     return _parse_order_by(items, _EXPERIMENTS)
+
+
+def parse_registered_model_filter(text: str | None) -> Node | None:
+    """Parse a registered-model filter: ``name``, the two timestamps and ``tags.<key>``."""
+    return _parse_filter(text, _REGISTERED_MODELS)
+
+
+def parse_registered_model_order_by(items: Sequence[str] | None) -> list[OrderKey]:
+    """Parse registered-model ``order_by`` items: ``name``, ``creation_timestamp``
+    (alias ``timestamp``) or ``last_updated_timestamp``, each optionally ASC or DESC."""
+    return _parse_order_by(items, _REGISTERED_MODELS)
+
+
+def parse_model_version_filter(text: str | None) -> Node | None:
+    """Parse a model-version filter: ``name``, ``version_number``, ``run_id``,
+    ``source_path``, ``current_stage``, ``status``, ``model_digest``, times, ``tags.<key>``."""
+    return _parse_filter(text, _MODEL_VERSIONS)
+
+
+def parse_model_version_order_by(items: Sequence[str] | None) -> list[OrderKey]:
+    """Parse model-version ``order_by`` items: ``name``, ``version_number`` and the times."""
+    return _parse_order_by(items, _MODEL_VERSIONS)

@@ -46,7 +46,7 @@ def _open(tracking_uri: str | None, settings: Settings) -> tuple[TrackingStore, 
     if uri and uri.startswith(("http://", "https://")):
         from conveyor.store.rest import RestStore
 
-        rest = RestStore(uri)
+        rest = RestStore(uri, token=settings.resolved_tracking_token())
         return rest, RemoteArtifactRepository(rest)
     if uri:
         settings = settings.model_copy(update={"database_url": SecretStr(uri)})

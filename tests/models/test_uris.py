@@ -12,6 +12,7 @@ import pytest
 from conveyor import models
 from conveyor.config import Settings
 from conveyor.errors import IntegrityError, InvalidInput, NotFound
+from conveyor.models import _uris
 from conveyor.tracking.client import Client
 
 Data = tuple[pd.DataFrame, np.ndarray]
@@ -71,7 +72,9 @@ def test_malformed_and_missing_uris(client: Client, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("uri", "which"), [("models:/churn/3", "version 3"), ("models:/churn@champion", "alias 'champion'")]
 )
-def test_models_uri_waits_for_a_registry(uri: str, which: str) -> None:
+def test_models_uri_waits_for_a_registry(uri: str, which: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Importing conveyor.registry (other tests do) replaces the placeholder for the process.
+    monkeypatch.setitem(_uris._resolvers, "models", _uris._resolve_registry)
     with pytest.raises(InvalidInput, match=f"model 'churn', {which}.*no model registry configured"):
         models.load(uri)
 

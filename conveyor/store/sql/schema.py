@@ -367,3 +367,7 @@ audit_log = Table(
     Index("ix_audit_log_actor", "actor"),
     Index("ix_audit_log_time", "time"),
 )
+
+# Tables kept in modules of their own, on the same metadata; imported last so that they
+# may refer to the tables above.
+from conveyor.store.sql import schema_identity, schema_registry  # noqa: E402, F401
