@@ -24,7 +24,9 @@ from typer.core import TyperGroup
 
 from conveyor._version import __version__
 from conveyor.cli import (
+    approvals,
     audit,
+    cards,
     db,
     experiments,
     gc,
@@ -124,6 +126,8 @@ app.command(name="gc")(gc.collect)
 app.command(name="lineage")(lineage.lineage)
 app.add_typer(audit.app, name="audit")
 app.add_typer(registry.app, name="registry")
+approvals.register(registry.app)
+cards.register(registry.app)
 identity.register(app)
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from conveyor.cli import _output as out
+from conveyor.cli import model_lineage
 from conveyor.cli._common import JsonFlag, TrackingUri, database_url
 from conveyor.errors import InvalidInput
 
@@ -37,9 +38,10 @@ def lineage(
     ref: Annotated[
         str,
         typer.Argument(
-            metavar="ARTIFACT|RUN",
+            metavar="ARTIFACT|RUN|MODEL|DATASET",
             help="An artifact's path or SHA-256 (a unique prefix of 8+ hex characters), "
-            "or a pipeline run id (run:<id>).",
+            "a pipeline run id (run:<id>), a model version (models:/<name>/<version> or "
+            "models:/<name>@<alias>), or a dataset digest (dataset:<sha256>, --downstream).",
         ),
     ],
     upstream: Annotated[
@@ -65,6 +67,9 @@ def lineage(
 
     if upstream and downstream:
         raise InvalidInput("Choose one of --upstream and --downstream.")
+    if ref.startswith(model_lineage.PREFIXES):
+        model_lineage.show(ref, downstream, as_json, tracking_uri)
+        return
     with _open_store(tracking_uri) as (settings, store):
         if openlineage:
             root = _root_uri(settings.resolved_artifact_root())

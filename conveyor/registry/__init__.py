@@ -14,7 +14,9 @@ Object model::
   it registers the ``models`` URI resolver, which verifies the files against the digest
   recorded at registration.
 - ``alias_guards`` are where approvals plug in: each alias move is offered to them, as an
-  :class:`AliasMove`, inside the move's transaction.
+  :class:`AliasMove`, inside the move's transaction. By default the protected-alias guard
+  is installed: ``champion`` and ``production`` move only under an approval
+  (:class:`ApprovalService`: request, a second person approves, the move is made).
 
 Example::
 
@@ -31,7 +33,9 @@ from __future__ import annotations
 
 from conveyor.models import register_resolver
 from conveyor.registry._resolver import resolve_models_uri
+from conveyor.registry.approvals import ApprovalService
 from conveyor.registry.service import RegistryService
+from conveyor.store.sql.approval_entities import AliasPolicy, ApprovalRequest, ApprovalStatus, MetricThreshold
 from conveyor.store.sql.registry import AliasGuard
 from conveyor.store.sql.registry_entities import (
     AliasEvent,
@@ -46,6 +50,11 @@ __all__ = [
     "AliasEvent",
     "AliasGuard",
     "AliasMove",
+    "AliasPolicy",
+    "ApprovalRequest",
+    "ApprovalService",
+    "ApprovalStatus",
+    "MetricThreshold",
     "ModelVersion",
     "RegisteredModel",
     "RegistryService",

@@ -20,6 +20,7 @@ from conveyor.models import ResolvedModel, parse_models_uri, read_model_manifest
 from conveyor.registry import _sources
 from conveyor.store.base import MANAGED_ARTIFACT_SCHEME
 from conveyor.store.entities import Page
+from conveyor.store.sql.approvals import ProtectedAliasGuard
 from conveyor.store.sql.registry import AliasGuard, SqlRegistryStore
 from conveyor.store.sql.registry_entities import (
     DEFAULT_MODEL_RESULTS,
@@ -46,8 +47,10 @@ class RegistryService:
         allow_local_sources: Accept local folders as sources (the embedded default); the
             server passes False so a request cannot make it read its own disk.
         alias_guards: Called inside each alias move's transaction with the
-            :class:`AliasMove`; raising refuses the move. Approvals (protected aliases)
-            plug in here.
+            :class:`AliasMove`; raising refuses the move. None (the default) installs
+            :class:`~conveyor.store.sql.approvals.ProtectedAliasGuard`, so protected
+            aliases (``champion``, ``production``) move only under an approval whoever
+            builds the service; pass ``()`` to opt out (tests, migrations of history).
     """
 
     def __init__(
@@ -56,12 +59,12 @@ class RegistryService:
         artifacts: ArtifactStore,
         *,
         allow_local_sources: bool = True,
-        alias_guards: Sequence[AliasGuard] = (),
+        alias_guards: Sequence[AliasGuard] | None = None,
     ) -> None:
         self.store = store
         self.artifacts = artifacts
         self.allow_local_sources = allow_local_sources
-        self.alias_guards = tuple(alias_guards)
+        self.alias_guards = (ProtectedAliasGuard(store),) if alias_guards is None else tuple(alias_guards)
         self.records = SqlRegistryStore(store)
 
     @classmethod

@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, service: TrackingService | None
     # MLflow's routes first: its clients send the most requests, and FastAPI tries routes in order.
     app.include_router(mlflow_api.build_router(service))
     app.include_router(native.build_router(service))
+    _include_approvals(app, service)
     if settings.auth:
         _install_auth(app, service)
 
@@ -46,6 +47,17 @@ def create_app(settings: Settings | None = None, service: TrackingService | None
         return __version__
 
     return app
+
+
+def _include_approvals(app: FastAPI, service: TrackingService) -> None:
+    """Serve the approval routes where the registry lives: the SQL store (not a REST one)."""
+    from conveyor.registry import ApprovalService, RegistryService
+    from conveyor.server import approvals_api
+    from conveyor.store.sql.store import SqlStore
+
+    if isinstance(service.store, SqlStore):
+        registry = RegistryService(service.store, service.artifacts, allow_local_sources=False)
+        app.include_router(approvals_api.build_router(ApprovalService(registry)))
 
 
 def _install_auth(app: FastAPI, service: TrackingService) -> None:

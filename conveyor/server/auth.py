@@ -36,6 +36,7 @@ log = logging.getLogger("conveyor.server")
 #: Answered without credentials: probes must work before anyone signs in.
 OPEN_PATHS = frozenset({"/health", "/version"})
 IDENTITY_PREFIX = "/api/conveyor/v1/identity"
+APPROVALS_PREFIX = "/api/conveyor/v1/registry/approvals"
 #: Identity routes any signed-in principal may call, whatever its roles.
 _SELF_SERVICE = frozenset({f"{IDENTITY_PREFIX}/whoami"})
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -48,6 +49,13 @@ def required_permission(method: str, path: str) -> Permission | None:
     """The permission a route needs; None for routes any signed-in principal may call."""
     if path.startswith(IDENTITY_PREFIX):
         return None if path in _SELF_SERVICE else Permission.ADMIN
+    if path.startswith(APPROVALS_PREFIX) and method == "POST":
+        # Approving needs `approve`, not `write`; a requester may withdraw (reject) their
+        # own request, so the service checks rejections in finer detail.
+        if path.endswith("/approve"):
+            return Permission.APPROVE
+        if path.endswith("/reject"):
+            return Permission.READ
     if method in _READ_METHODS or (method == "POST" and path.rstrip("/").endswith(_READ_POST_SUFFIXES)):
         return Permission.READ
     return Permission.WRITE

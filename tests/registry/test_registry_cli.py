@@ -36,26 +36,24 @@ def test_register_alias_and_history(home: Path, tmp_path: Path) -> None:
     assert ok("registry", "create", "churn")["name"] == "churn"
     assert ok("registry", "register", "churn", str(model))["version"] == 1
     assert ok("registry", "register", "churn", str(model))["version"] == 2
-    first = ok("registry", "alias", "set", "churn", "champion", "1", "--reason", "baseline")
-    ok("registry", "alias", "set", "churn", "champion", "2", "--reason", "better")
-    assert ok("registry", "show", "churn")["aliases"] == {"champion": 2}
+    first = ok("registry", "alias", "set", "churn", "best", "1", "--reason", "baseline")
+    ok("registry", "alias", "set", "churn", "best", "2", "--reason", "better")
+    assert ok("registry", "show", "churn")["aliases"] == {"best": 2}
     versions = ok("registry", "versions", "churn")["model_versions"]
-    assert [(v["version"], v["aliases"]) for v in versions] == [(2, ["champion"]), (1, [])]
+    assert [(v["version"], v["aliases"]) for v in versions] == [(2, ["best"]), (1, [])]
     assert [m["name"] for m in ok("registry", "list")["registered_models"]] == ["churn"]
 
-    events = ok("registry", "history", "churn", "--alias", "champion")["events"]
+    events = ok("registry", "history", "churn", "--alias", "best")["events"]
     assert [(e["old_version"], e["new_version"], e["reason"]) for e in events] == [
         (None, 1, "baseline"),
         (1, 2, "better"),
     ]
     moment = datetime.fromtimestamp(first["time"] / 1000, UTC).isoformat(timespec="milliseconds")
-    [then] = ok("registry", "history", "churn", "--alias", "champion", "--at", moment)["events"]
+    [then] = ok("registry", "history", "churn", "--alias", "best", "--at", moment)["events"]
     assert then["new_version"] == 1
-    assert (
-        ok("registry", "history", "churn", "--alias", "champion", "--at", "2000-01-01T00:00Z")["events"] == []
-    )
+    assert ok("registry", "history", "churn", "--alias", "best", "--at", "2000-01-01T00:00Z")["events"] == []
 
-    removed = ok("registry", "alias", "delete", "churn", "champion")
+    removed = ok("registry", "alias", "delete", "churn", "best")
     assert removed["new_version"] is None
     table = cli("registry", "history", "churn")
     assert table.exit_code == 0 and "v1 → v2" in table.stdout
@@ -66,7 +64,7 @@ def test_errors_exit_1_with_a_headline(home: Path) -> None:
     reserved = cli("registry", "alias", "set", "churn", "latest", "1")
     assert reserved.exit_code == 1
     assert "'latest' alias name (case insensitive) is reserved." in reserved.output
-    naive = cli("registry", "history", "churn", "--alias", "champion", "--at", "2026-03-01T10:00")
+    naive = cli("registry", "history", "churn", "--alias", "best", "--at", "2026-03-01T10:00")
     assert naive.exit_code == 1 and "no time zone" in naive.output
     missing = cli("registry", "show", "nope")
     assert missing.exit_code == 1 and "not found" in missing.output

@@ -62,9 +62,9 @@ def test_a_tampered_source_is_refused_at_registration(
 def test_load_by_version_and_alias(registry: RegistryService, name: str, model_dir: Path) -> None:
     registry.create_model(name)
     registry.create_version(name, str(model_dir))
-    registry.set_alias(name, "champion", 1)
+    registry.set_alias(name, "best", 1)
     by_version = models.load(f"models:/{name}/1")
-    by_alias = models.load(f"models:/{name}@champion")
+    by_alias = models.load(f"models:/{name}@best")
     assert by_version.manifest.digest == by_alias.manifest.digest
 
 
@@ -83,11 +83,11 @@ def test_a_replaced_model_refuses_to_load(
 def test_a_tampered_file_refuses_to_load(registry: RegistryService, name: str, model_dir: Path) -> None:
     registry.create_model(name)
     registry.create_version(name, str(model_dir))
-    registry.set_alias(name, "champion", 1)
+    registry.set_alias(name, "best", 1)
     with open(model_dir / "model.skops", "ab") as handle:
         handle.write(b"\0")
     with pytest.raises(IntegrityError, match="Refusing to load"):
-        models.load(f"models:/{name}@champion")
+        models.load(f"models:/{name}@best")
 
 
 def test_register_from_a_run(registry: RegistryService, name: str, tmp_path: Path) -> None:
@@ -137,10 +137,10 @@ def test_rename_tags_search_and_stages(registry: RegistryService, name: str, mod
     registry.set_model_tag(name, "team", "risk")
     for _ in range(3):
         registry.create_version(name, str(model_dir))
-    registry.set_alias(name, "champion", 2)
+    registry.set_alias(name, "best", 2)
     registry.rename_model(name, f"{name}-x")
     name = f"{name}-x"
-    assert registry.get_version_by_alias(name, "champion").version == 2
+    assert registry.get_version_by_alias(name, "best").version == 2
     assert [
         m.name for m in registry.search_models(f"name LIKE '{name[:10]}%' AND tags.team = 'risk'").items
     ] == [name]

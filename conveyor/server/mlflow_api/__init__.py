@@ -9,35 +9,47 @@ models land in Conveyor's one store. Modules, one concern each:
   ``/api/2.0`` and ``/ajax-api/2.0``;
 - :mod:`.streaming`: upload bodies piped into the blocking artifact service;
 - :mod:`.experiments`, :mod:`.runs`, :mod:`.run_data`, :mod:`.history`,
-  :mod:`.artifacts`, :mod:`.logged_models`, :mod:`.server_info`: the endpoints.
+  :mod:`.artifacts`, :mod:`.logged_models`, :mod:`.server_info`: the endpoints;
+- :mod:`.registry_models`, :mod:`.registry_versions` (wire format in
+  :mod:`.registry_wire`): the model registry, also under ``/api/2.0/preview``.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from conveyor.registry import RegistryService
 from conveyor.server.mlflow_api import (
     artifacts,
     experiments,
     history,
     logged_models,
+    registry_models,
+    registry_versions,
     run_data,
     runs,
     server_info,
 )
-from conveyor.server.mlflow_api.routing import Context, mount, mount_ui_copies
+from conveyor.server.mlflow_api.routing import Context, mount, mount_preview_copies, mount_ui_copies
 from conveyor.tracking.service import TrackingService
 
 __all__ = ["build_router"]
 
 
-def build_router(service: TrackingService) -> APIRouter:
-    """All MLflow-compatible routes, bound to one tracking service.
+def build_router(service: TrackingService, registry: RegistryService | None = None) -> APIRouter:
+    """All MLflow-compatible routes, bound to one tracking service and its model registry.
+
+    ``registry`` lets the caller add alias guards (approvals); by default one is built on
+    the tracking service's SQL store, refusing local-path sources.
 
     Route order is speed: FastAPI tries routes one by one, so the logging endpoints that
     autologging calls thousands of times come first and the UI copies last.
     """
-    ctx = Context.for_service(service)
+    ctx = Context.for_service(service, registry)
+    registry_groups = [
+        ("mlflow: registered models", registry_models.endpoints(ctx)),
+        ("mlflow: model versions", registry_versions.endpoints(ctx)),
+    ]
     groups = [
         ("mlflow: logging", run_data.endpoints(ctx)),
         ("mlflow: runs", runs.endpoints(ctx)),
@@ -45,6 +57,7 @@ def build_router(service: TrackingService) -> APIRouter:
         ("mlflow: artifacts", artifacts.endpoints(ctx)),
         ("mlflow: experiments", experiments.endpoints(ctx)),
         ("mlflow: logged models", logged_models.endpoints(ctx)),
+        *registry_groups,
         ("mlflow: server info", server_info.endpoints(ctx)),
     ]
     router = APIRouter()
@@ -52,4 +65,6 @@ def build_router(service: TrackingService) -> APIRouter:
         mount(router, endpoints, tag)
     for _, endpoints in groups:
         mount_ui_copies(router, endpoints)
+    for _, endpoints in registry_groups:
+        mount_preview_copies(router, endpoints)
     return router

@@ -23,6 +23,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 
 from conveyor.errors import BackendUnavailable
+from conveyor.registry import RegistryService
 from conveyor.store.sql.logged_models import SqlLoggedModelStore
 from conveyor.tracking.service import TrackingService
 
@@ -31,6 +32,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 #: Public and UI prefixes, in that order; ``{version}`` is the endpoint's API version.
 PREFIXES = ("/api/{version}", "/ajax-api/{version}")
+#: Where MLflow servers before 2.0 served the registry; clients fall back to it.
+PREVIEW_PREFIX = "/api/{version}/preview"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,17 +55,28 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What handlers work with: the tracking service and, on SQL stores, the logged models."""
+    """What handlers work with: the tracking service and, on SQL stores, the logged models
+    and the model registry."""
 
     service: TrackingService
     models: SqlLoggedModelStore | None
+    registry: RegistryService | None = None
 
     @classmethod
-    def for_service(cls, service: TrackingService) -> Context:
+    def for_service(cls, service: TrackingService, registry: RegistryService | None = None) -> Context:
+        """Bind to ``service``; without ``registry``, one is built on the same SQL store.
+
+        The built registry refuses local-path sources: a request must never make the
+        server read its own disk.
+        """
         from conveyor.store.sql.store import SqlStore
 
         store = service.store
-        return cls(service, SqlLoggedModelStore(store) if isinstance(store, SqlStore) else None)
+        if not isinstance(store, SqlStore):
+            return cls(service, None, registry)
+        if registry is None:
+            registry = RegistryService(store, service.artifacts, allow_local_sources=False)
+        return cls(service, SqlLoggedModelStore(store), registry)
 
     def logged_models(self) -> SqlLoggedModelStore:
         if self.models is None:
@@ -70,6 +84,13 @@ class Context:
                 "Logged models need the SQL metadata store; this server runs on another back end."
             )
         return self.models
+
+    def model_registry(self) -> RegistryService:
+        if self.registry is None:
+            raise BackendUnavailable(
+                "The model registry needs the SQL metadata store; this server runs on another back end."
+            )
+        return self.registry
 
 
 async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -125,8 +146,27 @@ def mount_ui_copies(router: APIRouter, endpoints: list[Endpoint]) -> None:
         _add(router, endpoint, "mlflow: ui", PREFIXES[1], documented=False)
 
 
-def _add(router: APIRouter, endpoint: Endpoint, tag: str, prefix: str, *, documented: bool) -> None:
-    suffix = "" if documented else "_ajax"
+def mount_preview_copies(router: APIRouter, endpoints: list[Endpoint]) -> None:
+    """Add the registry's endpoints under ``/api/2.0/preview`` too, undocumented.
+
+    Why: MLflow's registry client tries each path a method lists and falls back to the
+    ``preview`` one on ``ENDPOINT_NOT_FOUND``; older clients and scripts call it directly.
+    """
+    for endpoint in endpoints:
+        _add(router, endpoint, "mlflow: preview", PREVIEW_PREFIX, documented=False, suffix="_preview")
+
+
+def _add(
+    router: APIRouter,
+    endpoint: Endpoint,
+    tag: str,
+    prefix: str,
+    *,
+    documented: bool,
+    suffix: str | None = None,
+) -> None:
+    if suffix is None:
+        suffix = "" if documented else "_ajax"
     router.add_api_route(
         prefix.format(version=endpoint.version) + endpoint.path,
         endpoint.handler,

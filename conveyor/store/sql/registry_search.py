@@ -8,13 +8,19 @@ of results is one indexed query however many rows exist.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select
+from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select
 
 from conveyor.store import search as q
 from conveyor.store.sql import schema_registry as r
 from conveyor.store.sql.search import _child_exists, _compare, _directed
+
+#: MLflow clients add ``tag.`mlflow.prompt.is_prompt` != 'true'`` to every registered-model
+#: search to hide prompts. Models never carry that tag, so for this one key ``!=`` must
+#: mean "has no such tag with that value", as MLflow's own server special-cases it.
+PROMPT_TAG = "mlflow.prompt.is_prompt"
 
 _MODEL_COLUMNS: dict[str, ColumnElement[Any]] = {
     "name": r.registered_models.c.name,
@@ -41,6 +47,8 @@ def _clause(node: q.Node, columns: dict[str, ColumnElement[Any]], tags: Any, own
     if isinstance(node, q.Or):
         return or_(*(_clause(item, columns, tags, owner, fk) for item in node.items))
     if node.entity is q.Entity.TAG:
+        if node.key == PROMPT_TAG and node.op is q.Op.NE:
+            return not_(_child_exists(tags.alias(), owner, fk, replace(node, op=q.Op.EQ)))
         return _child_exists(tags.alias(), owner, fk, node)
     return _compare(columns[node.key], node.op, node.value)
 
