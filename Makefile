@@ -1,7 +1,8 @@
 # Conveyor developer tasks. A fresh clone needs only python3 (>= 3.11) and node/npm:
 # the targets install everything else into .venv (Python) and .test-tools (Azurite).
 #
-#   make demo    run the example pipeline twice (the second time from the cache), then
+#   make demo    run the example pipeline twice (the second time from the cache), register
+#                its best model and promote it under a second person's approval, then
 #                start a server, train and track a few models, print a leaderboard
 #   make test    lint, then the whole test suite (PostgreSQL on 127.0.0.1:5432 required)
 #
@@ -22,14 +23,16 @@ BENCH_STAMP := $(BENCH_VENV)/.conveyor-installed
 BENCH_REQUIREMENTS := benchmarks/pipelines/requirements.txt
 LINT_PATHS := conveyor tests $(wildcard examples benchmarks)
 # The demo keeps its data in ./.conveyor whatever the shell says, as examples/demo.py does.
-DEMO_CONVEYOR := env -u CONVEYOR_DATABASE_URL -u CONVEYOR_ARTIFACT_ROOT -u CONVEYOR_TRACKING_URI \
-	CONVEYOR_HOME=.conveyor $(BIN)/conveyor
+DEMO_ENV := env -u CONVEYOR_DATABASE_URL -u CONVEYOR_ARTIFACT_ROOT -u CONVEYOR_TRACKING_URI \
+	CONVEYOR_HOME=.conveyor
+DEMO_CONVEYOR := $(DEMO_ENV) $(BIN)/conveyor
 
 .DEFAULT_GOAL := help
 .PHONY: help venv test-tools test demo lint bench bench-pipelines clean
 
 help:
-	@echo "make demo        run the example pipeline twice, then start a server, track a few models"
+	@echo "make demo        run the example pipeline twice, register and promote its best model,"
+	@echo "                 then start a server, track a few models"
 	@echo "make test        ruff, then pytest (needs PostgreSQL on 127.0.0.1:5432)"
 	@echo "make lint        ruff check and format check"
 	@echo "make bench       tracking benchmarks"
@@ -58,12 +61,14 @@ test: venv test-tools
 	$(BIN)/ruff check conveyor tests examples
 	$(BIN)/pytest
 
-# The pipeline goes first because examples/demo.py keeps its server up until Ctrl-C; that
-# server then also shows the pipeline's tracking runs (experiment "breast_cancer").
+# The pipeline and the registry demo go first because examples/demo.py keeps its server up
+# until Ctrl-C; that server then also shows the pipeline's tracking runs (experiment
+# "breast_cancer"). The registry demo promotes the pipeline's best model to @champion.
 demo: venv
 	$(DEMO_CONVEYOR) pipeline run examples/pipeline.py --executor process
 	$(DEMO_CONVEYOR) pipeline run examples/pipeline.py --executor process
 	$(DEMO_CONVEYOR) pipeline runs --pipeline breast_cancer --limit 5
+	$(DEMO_ENV) $(BIN)/python examples/registry_demo.py
 	$(BIN)/python examples/demo.py
 
 lint: venv
