@@ -37,6 +37,7 @@ from conveyor.cli import (
     runs,
     schedules,
     server,
+    webhooks,
 )
 from conveyor.cli._output import console
 from conveyor.errors import ConveyorError
@@ -128,6 +129,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(registry.app, name="registry")
 approvals.register(registry.app)
 cards.register(registry.app)
+webhooks.register(registry.app)
 identity.register(app)
 
 

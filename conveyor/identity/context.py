@@ -6,11 +6,11 @@ directly use :meth:`RequestContext.local`. The audit log reads its actor fields 
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass
 
+from conveyor.store.actor import AuditActor, local_actor
 from conveyor.store.sql.audit import ActorKind
-from conveyor.store.sql.identity import DEFAULT_WORKSPACE, AuditActor, Principal
+from conveyor.store.sql.identity import DEFAULT_WORKSPACE, Principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,15 +42,7 @@ class RequestContext:
         if self.principal is not None:
             name, kind = self.principal.name, str(self.principal.kind)
         elif self.is_local:
-            name, kind = f"local:{_os_user()}", ActorKind.SYSTEM.value
+            name, kind = f"local:{local_actor().name}", ActorKind.SYSTEM.value
         else:
             name, kind = "anonymous", ActorKind.ANONYMOUS.value
         return AuditActor(name, kind, self.source, self.workspace, self.request_id)
-
-
-def _os_user() -> str:
-    """The OS account running the command; containers may have none in their passwd file."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"

@@ -150,7 +150,14 @@ class ApprovalService:
         evidence = self._evidence(policy, found)
         expires_at = now_ms() + policy.expiry_hours * _HOUR_MS
         return self.records.create_request(
-            name, found.version, policy.alias, _reason(reason), evidence, expires_at, actor
+            name,
+            found.version,
+            policy.alias,
+            _reason(reason),
+            evidence,
+            expires_at,
+            actor,
+            events=self.registry.events,  # webhooks: approval.requested
         )
 
     def get_request(self, request_id: str) -> ApprovalRequest:
@@ -186,7 +193,14 @@ class ApprovalService:
             raise InvalidState(
                 f"Cannot approve request {request.id}: the policy's evidence fails: " + "; ".join(problems)
             )
-        decided = self.records.decide(request.id, ApprovalStatus.APPROVED, actor, _reason(reason), evidence)
+        decided = self.records.decide(
+            request.id,
+            ApprovalStatus.APPROVED,
+            actor,
+            _reason(reason),
+            evidence,
+            events=self.registry.events,  # webhooks: approval.decided
+        )
         if decided.status is ApprovalStatus.EXPIRED:
             raise _expired(decided)
         self.registry.set_alias(
@@ -213,7 +227,13 @@ class ApprovalService:
         actor = self._actor(ctx, workspace, None)
         if actor.name != request.requested_by:
             actor = self._actor(ctx, workspace, Permission.APPROVE)
-        decided = self.records.decide(request.id, ApprovalStatus.REJECTED, actor, _reason(reason))
+        decided = self.records.decide(
+            request.id,
+            ApprovalStatus.REJECTED,
+            actor,
+            _reason(reason),
+            events=self.registry.events,  # webhooks: approval.decided
+        )
         if decided.status is ApprovalStatus.EXPIRED:
             raise _expired(decided)
         return decided

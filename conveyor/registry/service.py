@@ -31,6 +31,7 @@ from conveyor.store.sql.registry_entities import (
     VersionStatus,
 )
 from conveyor.store.sql.store import SqlStore
+from conveyor.store.sql.webhooks import EventHook, SqlWebhookStore
 from conveyor.tracking.context import current_user
 
 if TYPE_CHECKING:
@@ -51,6 +52,9 @@ class RegistryService:
             :class:`~conveyor.store.sql.approvals.ProtectedAliasGuard`, so protected
             aliases (``champion``, ``production``) move only under an approval whoever
             builds the service; pass ``()`` to opt out (tests, migrations of history).
+        events: Webhooks: called inside each change's transaction with ``(conn, event,
+            payload)`` (see :data:`~conveyor.store.sql.webhooks.EVENTS`). None (the
+            default) queues deliveries in the webhooks' outbox; pass ``()`` to opt out.
     """
 
     def __init__(
@@ -60,12 +64,15 @@ class RegistryService:
         *,
         allow_local_sources: bool = True,
         alias_guards: Sequence[AliasGuard] | None = None,
+        events: Sequence[EventHook] | None = None,
     ) -> None:
         self.store = store
         self.artifacts = artifacts
         self.allow_local_sources = allow_local_sources
         self.alias_guards = (ProtectedAliasGuard(store),) if alias_guards is None else tuple(alias_guards)
         self.records = SqlRegistryStore(store)
+        # Webhooks: the outbox hook, unless the caller chose its own (or none).
+        self.events = (SqlWebhookStore(store).enqueue,) if events is None else tuple(events)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RegistryService:
@@ -172,6 +179,7 @@ class RegistryService:
             run_link=run_link,
             description=description,
             tags=tags,
+            events=self.events,
         )
 
     def get_version(self, name: str, version: int | str) -> ModelVersion:
@@ -263,6 +271,7 @@ class RegistryService:
             reason=reason,
             approval_id=approval_id,
             guards=self.alias_guards,
+            events=self.events,
         )
 
     def delete_alias(
@@ -282,6 +291,7 @@ class RegistryService:
             reason=reason,
             approval_id=approval_id,
             guards=self.alias_guards,
+            events=self.events,
         )
 
     def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:

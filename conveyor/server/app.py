@@ -6,12 +6,16 @@ translate HTTP to service calls and back and never touch SQL or fsspec.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
 from conveyor._version import __version__
 from conveyor.config import Settings
 from conveyor.errors import BackendUnavailable
+from conveyor.server.actor import ActorMiddleware
 from conveyor.server.errors import install_error_handlers
 from conveyor.server.responses import JSON
 from conveyor.tracking.service import TrackingService
@@ -28,6 +32,7 @@ def create_app(settings: Settings | None = None, service: TrackingService | None
         version=__version__,
         description="Experiment tracking with an MLflow-compatible API.",
         default_response_class=JSON,
+        lifespan=_webhooks_lifespan,
     )
     app.state.service = service
     install_error_handlers(app)
@@ -35,6 +40,8 @@ def create_app(settings: Settings | None = None, service: TrackingService | None
     app.include_router(mlflow_api.build_router(service))
     app.include_router(native.build_router(service))
     _include_approvals(app, service)
+    # Added before auth, so it runs inside it and sees the principal auth found.
+    app.add_middleware(ActorMiddleware)
     if settings.auth:
         _install_auth(app, service)
 
@@ -58,6 +65,23 @@ def _include_approvals(app: FastAPI, service: TrackingService) -> None:
     if isinstance(service.store, SqlStore):
         registry = RegistryService(service.store, service.artifacts, allow_local_sources=False)
         app.include_router(approvals_api.build_router(ApprovalService(registry)))
+
+
+@contextlib.asynccontextmanager
+async def _webhooks_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Send registry webhooks in the background while the server runs (SQL store only)."""
+    from conveyor.registry.webhooks import WebhookDispatcher
+    from conveyor.store.sql.store import SqlStore
+
+    store = app.state.service.store
+    dispatcher = WebhookDispatcher(store) if isinstance(store, SqlStore) else None
+    if dispatcher is not None:
+        dispatcher.start()
+    try:
+        yield
+    finally:
+        if dispatcher is not None:
+            dispatcher.stop()
 
 
 def _install_auth(app: FastAPI, service: TrackingService) -> None:

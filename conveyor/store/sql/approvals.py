@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, insert, select, update
 
 from conveyor.errors import Conflict, NotFound, PermissionDenied
+from conveyor.store.actor import AuditActor
 from conveyor.store.base import now_ms
 from conveyor.store.sql import schema as s
 from conveyor.store.sql import schema_approvals as a
@@ -30,9 +32,9 @@ from conveyor.store.sql.approval_entities import (
     builtin_policy,
 )
 from conveyor.store.sql.audit import AuditEvent, AuditLog
-from conveyor.store.sql.identity import AuditActor
 from conveyor.store.sql.registry_entities import AliasMove
 from conveyor.store.sql.store import SqlStore
+from conveyor.store.sql.webhooks import EventHook, publish
 
 DEFAULT_LIST_LIMIT = 1000
 
@@ -83,8 +85,10 @@ class SqlApprovalStore:
         evidence: list[dict[str, Any]],
         expires_at: int,
         actor: AuditActor,
+        events: Iterable[EventHook] = (),
     ) -> ApprovalRequest:
-        """Record a ``PENDING`` request (the service checked the version and the policy)."""
+        """Record a ``PENDING`` request (the service checked the version and the policy);
+        ``events`` hooks see ``approval.requested`` in the same transaction."""
         with self.store._write() as conn:
             row = _model(conn, model)
             values = {
@@ -103,6 +107,7 @@ class SqlApprovalStore:
             conn.execute(insert(a.approval_requests).values(**values))
             request = _request(values)
             self._audit(conn, actor, "registry.approval.request", request.id, None, request.to_json())
+            publish(conn, events, "approval.requested", request.to_json())
         return request
 
     def get_request(self, request_id: str) -> ApprovalRequest:
@@ -140,8 +145,10 @@ class SqlApprovalStore:
         actor: AuditActor,
         reason: str,
         evidence: list[dict[str, Any]] | None = None,
+        events: Iterable[EventHook] = (),
     ) -> ApprovalRequest:
-        """Move a ``PENDING`` request to ``status`` (APPROVED, REJECTED or EXPIRED).
+        """Move a ``PENDING`` request to ``status`` (APPROVED, REJECTED or EXPIRED);
+        ``events`` hooks see ``approval.decided`` in the same transaction.
 
         A request found past its expiry is marked ``EXPIRED`` instead, whatever was asked;
         the caller tells by the returned status.
@@ -173,6 +180,7 @@ class SqlApprovalStore:
             decided = _request({**row, **values})
             action = f"registry.approval.{status.value.lower()}"
             self._audit(conn, actor, action, request_id, _request(row).to_json(), decided.to_json())
+            publish(conn, events, "approval.decided", decided.to_json())
         return decided
 
     def validation_step_states(self, run_id: str, step: str) -> list[str]:

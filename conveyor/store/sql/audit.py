@@ -31,15 +31,17 @@ import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
-from sqlalchemy import Connection, Row, func, insert, select, text
+from sqlalchemy import Connection, Row, func, insert, select
 
 from conveyor.errors import InvalidInput
 from conveyor.store.base import now_ms
 from conveyor.store.sql import schema as s
-from conveyor.store.sql.store import SqlStore
+
+if TYPE_CHECKING:  # the store appends through this module, so no import at run time
+    from conveyor.store.sql.store import SqlStore
 
 #: ``prev_hash`` of the first record.
 GENESIS_HASH = "0" * 64
@@ -50,6 +52,12 @@ _PG_APPEND_LOCK = 0x636F6E7661756469
 #: How far from its place a moved record is looked for when its hash fails.
 _REORDER_WINDOW = 10_000
 _REQUIRED = ("actor", "action", "resource_type", "resource_id")
+#: The chain's head: the primary key's index answers it with one seek on both dialects.
+_HEAD_SQL = f"SELECT seq, hash FROM {s.audit_log.name} ORDER BY seq DESC LIMIT 1"
+#: Longest text per column, looked up once: every tracking write checks its record.
+_LENGTHS = {c.name: c.type.length for c in s.audit_log.c if getattr(c.type, "length", None) is not None}
+#: Per dialect: the compiled INSERT and its parameter order (see ``_insert_statement``).
+_INSERTS: dict[str, tuple[str, tuple[str, ...] | None]] = {}
 
 
 class ActorKind(StrEnum):
@@ -199,28 +207,10 @@ class AuditLog:
 
     def append_many(self, events: Sequence[AuditEvent], conn: Connection | None = None) -> list[AuditRecord]:
         """Append several records in order and in one transaction (a batch mutation's)."""
-        prepared = [_prepare(event) for event in events]
         if conn is not None:
-            return self._append(conn, prepared)
+            return append_events(conn, events)
         with self.store._write() as own:
-            return self._append(own, prepared)
-
-    def _append(self, conn: Connection, prepared: list[dict[str, Any]]) -> list[AuditRecord]:
-        if not prepared:
-            return []
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_APPEND_LOCK})
-        last = select(s.audit_log.c.seq, s.audit_log.c.hash).order_by(s.audit_log.c.seq.desc()).limit(1)
-        seq, prev_hash = conn.execute(last).first() or (0, GENESIS_HASH)
-        now = now_ms()
-        records = []
-        for values in prepared:
-            seq += 1
-            record = {**values, "seq": seq, "time": now, "prev_hash": prev_hash}
-            record["hash"] = prev_hash = record_hash(record)
-            records.append(record)
-        conn.execute(insert(s.audit_log), [_to_row(record) for record in records])
-        return [AuditRecord(**record) for record in records]
+            return append_events(own, events)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -293,6 +283,52 @@ class AuditLog:
                 out.write(canonical_json(_to_record(row).to_json()) + b"\n")
                 count += 1
         return count
+
+
+def append_events(conn: Connection, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+    """Append ``events`` in order inside ``conn``'s transaction: the store's own hook.
+
+    Stores call this from their write transactions, where there is a connection but no
+    :class:`AuditLog` to hand; every check happens before the head is read and locked.
+    """
+    prepared = [_prepare(event) for event in events]
+    if not prepared:
+        return []
+    insert_sql, positions = _insert_statement(conn)
+    cursor = conn.connection.cursor()
+    try:
+        if conn.dialect.name == "postgresql":
+            cursor.execute(f"SELECT pg_advisory_xact_lock({_PG_APPEND_LOCK})")
+        cursor.execute(_HEAD_SQL)
+        seq, prev_hash = cursor.fetchone() or (0, GENESIS_HASH)
+        now = now_ms()
+        records = []
+        for values in prepared:
+            seq += 1
+            record = {**values, "seq": seq, "time": now, "prev_hash": prev_hash}
+            record["hash"] = prev_hash = record_hash(record)
+            records.append(record)
+        rows = [_to_row(record) for record in records]
+        cursor.executemany(
+            insert_sql, rows if positions is None else [[r[k] for k in positions] for r in rows]
+        )
+    finally:
+        cursor.close()
+    return [AuditRecord(**record) for record in records]
+
+
+def _insert_statement(conn: Connection) -> tuple[str, tuple[str, ...] | None]:
+    """The INSERT for this dialect, compiled once, and its parameter order (None: named).
+
+    Appends run inside every tracking write, so they go straight to the driver: building
+    and executing statements through SQLAlchemy would cost more than the inserts.
+    """
+    found = _INSERTS.get(conn.dialect.name)
+    if found is None:
+        compiled = insert(s.audit_log).compile(dialect=conn.dialect)
+        positions = tuple(compiled.positiontup) if compiled.positional else None  # type: ignore[arg-type]
+        found = _INSERTS[conn.dialect.name] = (str(compiled), positions)
+    return found
 
 
 class _ChainCheck:
@@ -395,9 +431,9 @@ def _check_text(values: Mapping[str, Any]) -> None:
     for name in _REQUIRED:
         if not isinstance(values[name], str) or not values[name]:
             raise InvalidInput(f"An audit event needs a non-empty {name}, got {values[name]!r}")
-    for name, value in values.items():
-        length = getattr(s.audit_log.c[name].type, "length", None)
-        if value is not None and length is not None and (not isinstance(value, str) or len(value) > length):
+    for name, length in _LENGTHS.items():
+        value = values.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > length):
             raise InvalidInput(
                 f"Audit {name} must be a string of at most {length} characters, got {value!r:.80}"
             )
@@ -424,6 +460,7 @@ __all__ = [
     "BreakKind",
     "ChainBreak",
     "VerifyResult",
+    "append_events",
     "canonical_json",
     "record_hash",
     "state_digest",

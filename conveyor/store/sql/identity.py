@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Connection, RowMapping, Select, delete, in
 from sqlalchemy import exc as sa_exc
 
 from conveyor.errors import AlreadyExists, NotFound
+from conveyor.store.actor import AuditActor
 from conveyor.store.base import now_ms
 from conveyor.store.sql import schema_identity as t
 from conveyor.store.sql.audit import AuditEvent, AuditLog
@@ -103,17 +104,6 @@ class RoleBinding:
     workspace: str
     role: str
     created: int
-
-
-@dataclass(frozen=True, slots=True)
-class AuditActor:
-    """Who causes a mutation, as the audit record names them."""
-
-    name: str
-    kind: str
-    source: str | None = None
-    workspace: str | None = None
-    request_id: str | None = None
 
 
 class SqlIdentityStore:

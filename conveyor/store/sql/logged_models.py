@@ -31,6 +31,7 @@ from conveyor.store import validation as v
 from conveyor.store.base import now_ms
 from conveyor.store.entities import LifecycleStage, Page, Param, Tag
 from conveyor.store.names import generate_run_name
+from conveyor.store.sql import audit_hooks as audit
 from conveyor.store.sql import schema as s
 from conveyor.store.sql.rows import IN_CHUNK
 from conveyor.store.sql.store import SqlStore, decode_page_token, encode_page_token
@@ -152,17 +153,21 @@ class SqlLoggedModelStore:
             )
             _insert_params(conn, model_id, checked_params)
             _upsert_tags(conn, model_id, checked_tags)
+            after = {"experiment_id": experiment_id, "name": name, "source_run_id": source_run_id}
+            audit.record(conn, "logged_model.create", "logged_model", model_id, after=after)
             return _load(conn, [_model_row(conn, model_id)])[0]
 
     def finalize(self, model_id: str, status: LoggedModelStatus) -> LoggedModel:
         """Record how the upload ended (READY or FAILED) and return the model."""
         with self.store._write() as conn:
-            _model_row(conn, model_id)
+            before = {"status": _model_row(conn, model_id)["status"]}
+            after = {"status": LoggedModelStatus(status).value}
             conn.execute(
                 update(s.logged_models)
                 .where(s.logged_models.c.model_id == model_id)
-                .values(status=LoggedModelStatus(status).value, last_updated_time=now_ms())
+                .values(**after, last_updated_time=now_ms())
             )
+            audit.record(conn, "logged_model.finalize", "logged_model", model_id, before=before, after=after)
             return _load(conn, [_model_row(conn, model_id)])[0]
 
     def delete(self, model_id: str) -> None:
@@ -174,6 +179,8 @@ class SqlLoggedModelStore:
                 .where(s.logged_models.c.model_id == model_id)
                 .values(lifecycle_stage=LifecycleStage.DELETED.value, last_updated_time=now_ms())
             )
+            after = {"lifecycle_stage": LifecycleStage.DELETED.value}
+            audit.record(conn, "logged_model.delete", "logged_model", model_id, after=after)
 
     def deleted(self, older_than_ms: int | None = None) -> list[tuple[str, str]]:
         """``(model_id, artifact_location)`` of soft-deleted models (deleted before the cutoff), for gc."""
@@ -196,6 +203,8 @@ class SqlLoggedModelStore:
                 )
             for table in (s.run_outputs, s.logged_model_tags, s.logged_model_params, s.logged_models):
                 conn.execute(delete(table).where(table.c.model_id == model_id))
+            before = {"lifecycle_stage": LifecycleStage.DELETED.value}
+            audit.record(conn, "logged_model.purge", "logged_model", model_id, before=before)
 
     def set_tags(self, model_id: str, tags: Mapping[str, str]) -> None:
         """Insert or overwrite tags."""
@@ -204,6 +213,10 @@ class SqlLoggedModelStore:
             _model_row(conn, model_id)
             _upsert_tags(conn, model_id, checked)
             _touch(conn, model_id)
+            details = {"count": len(checked), **audit.key_list(checked)}
+            audit.record(
+                conn, "logged_model.tags.set", "logged_model", model_id, after=checked, details=details
+            )
 
     def delete_tag(self, model_id: str, key: str) -> None:
         """Remove one tag; an absent key raises ``NotFound``."""
@@ -215,6 +228,7 @@ class SqlLoggedModelStore:
             if result.rowcount == 0:
                 raise NotFound(f"No tag with key {key!r} on logged model {model_id}")
             _touch(conn, model_id)
+            audit.record(conn, "logged_model.tag.delete", "logged_model", model_id, details={"key": key})
 
     def log_params(self, model_id: str, params: Mapping[str, str]) -> None:
         """Add params; as on runs, re-logging the same value is a no-op and a new value an error."""
@@ -223,6 +237,10 @@ class SqlLoggedModelStore:
             _model_row(conn, model_id)
             _insert_params(conn, model_id, checked)
             _touch(conn, model_id)
+            details = {"count": len(checked), **audit.key_list(checked)}
+            audit.record(
+                conn, "logged_model.params.log", "logged_model", model_id, after=checked, details=details
+            )
 
     # -- reading ---------------------------------------------------------------------------
 

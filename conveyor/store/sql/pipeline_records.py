@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy import Compiled, Connection, RowMapping, bindparam, delete, insert, select, update
 
 from conveyor.errors import InvalidInput, NotFound
+from conveyor.store.sql import audit_hooks as audit
 from conveyor.store.sql import schema as s
 from conveyor.store.sql.rows import IN_CHUNK
 from conveyor.store.sql.store import SqlStore
@@ -167,6 +168,14 @@ class PipelineRecords:
             conn.execute(insert(s.pipeline_runs).values(_run_values(run)))
             if steps:
                 conn.execute(insert(s.pipeline_steps), [_step_values(step) for step in steps])
+            after = {
+                "pipeline": run.pipeline,
+                "target": run.target,
+                "params": run.params,
+                "executor": run.executor,
+            }
+            details = {"pipeline": run.pipeline, "steps": len(steps), "schedule_id": run.schedule_id}
+            audit.record(conn, "pipeline_run.create", "pipeline_run", run.id, after=after, details=details)
 
     def apply(self, changes: StepChanges) -> None:
         """Write a batch of step changes, artifact rows and cache entries atomically."""
@@ -181,11 +190,10 @@ class PipelineRecords:
 
     def finish_run(self, run_id: str, status: RunState, end_time: int, error: str | None = None) -> None:
         with self.store._write() as conn:
-            conn.execute(
-                update(s.pipeline_runs)
-                .where(s.pipeline_runs.c.id == run_id)
-                .values(status=status.value, end_time=end_time, error=error)
-            )
+            after = {"status": status.value, "end_time": end_time, "error": error}
+            conn.execute(update(s.pipeline_runs).where(s.pipeline_runs.c.id == run_id).values(**after))
+            details = {"status": status.value}
+            audit.record(conn, "pipeline_run.finish", "pipeline_run", run_id, after=after, details=details)
 
     def forget_cache(self, keys: Iterable[str]) -> None:
         """Drop cache entries whose outputs are gone or no longer verify."""

@@ -49,6 +49,7 @@ from conveyor.store.sql.registry_entities import (
     check_version,
 )
 from conveyor.store.sql.store import SqlStore, decode_page_token, encode_page_token
+from conveyor.store.sql.webhooks import EventHook, publish
 
 #: Runs inside an alias move's transaction, after the lock: raise to refuse the move.
 AliasGuard = Callable[[Connection, AliasMove], None]
@@ -217,11 +218,13 @@ class SqlRegistryStore:
         tags: Mapping[str, str] | None = None,
         status: VersionStatus = VersionStatus.READY,
         status_message: str | None = None,
+        events: Iterable[EventHook] = (),
     ) -> ModelVersion:
         """Record a new version with the next number of the model's counter.
 
         The caller (:class:`conveyor.registry.RegistryService`) has verified the source
-        and computed ``model_digest``; no method changes these afterwards.
+        and computed ``model_digest``; no method changes these afterwards. ``events``
+        hooks see ``model_version.created`` inside the transaction (webhooks' outbox).
 
         Raises:
             NotFound: no such registered model.
@@ -267,6 +270,7 @@ class SqlRegistryStore:
             _audit(
                 conn, self.store, actor, "registry.version.create", f"{name}/{number}", None, _state(created)
             )
+            publish(conn, events, "model_version.created", _version_event(created))
         return created
 
     def get_version(self, name: str, version: int | str) -> ModelVersion:
@@ -410,6 +414,7 @@ class SqlRegistryStore:
         reason: str | None = None,
         approval_id: str | None = None,
         guards: Iterable[AliasGuard] = (),
+        events: Iterable[EventHook] = (),
     ) -> AliasEvent:
         """Point ``alias`` at ``version``, recording the move and its audit record atomically.
 
@@ -437,7 +442,7 @@ class SqlRegistryStore:
             )
             for guard in guards:
                 guard(conn, move)
-            return aliases.record_move(conn, self.store, model, move)
+            return _record_move(conn, self.store, model, move, events)
 
     def delete_alias(
         self,
@@ -448,6 +453,7 @@ class SqlRegistryStore:
         reason: str | None = None,
         approval_id: str | None = None,
         guards: Iterable[AliasGuard] = (),
+        events: Iterable[EventHook] = (),
     ) -> AliasEvent:
         """Remove ``alias``; recorded in the history as a move to no version.
 
@@ -471,7 +477,7 @@ class SqlRegistryStore:
             )
             for guard in guards:
                 guard(conn, move)
-            return aliases.record_move(conn, self.store, model, move)
+            return _record_move(conn, self.store, model, move, events)
 
     def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         """Raises: NotFound when the alias is not set (MLflow's message)."""
@@ -494,6 +500,24 @@ class SqlRegistryStore:
 
 
 # -- rows ------------------------------------------------------------------------------------
+
+
+def _record_move(
+    conn: Connection, store: SqlStore, model: RowMapping, move: AliasMove, events: Iterable[EventHook]
+) -> AliasEvent:
+    """Record the move, then offer it to the event hooks in the same transaction."""
+    event = aliases.record_move(conn, store, model, move)
+    data = asdict(event)
+    data["model"] = data.pop("model_name")
+    publish(conn, events, "alias.moved" if event.new_version is not None else "alias.deleted", data)
+    return event
+
+
+def _version_event(version: ModelVersion) -> dict[str, Any]:
+    """What a ``model_version.created`` webhook receives: enough to fetch and deploy it."""
+    keys = ("version", "source", "run_id", "model_digest", "created_by", "creation_time", "tags")
+    data = asdict(version)
+    return {"model": version.name, **{key: data[key] for key in keys}}
 
 
 def _exists(name: str) -> AlreadyExists:

@@ -34,6 +34,7 @@ from sqlalchemy import exc as sa_exc
 
 from conveyor.errors import AlreadyExists, InvalidInput, NotFound
 from conveyor.store.base import now_ms
+from conveyor.store.sql import audit_hooks as audit
 from conveyor.store.sql import schema as s
 from conveyor.store.sql.store import SqlStore
 
@@ -123,6 +124,10 @@ class ScheduleStore:
                 if conn.execute(select(s.pipeline_schedules.c.id).where(_named(name))).first():
                     raise taken
                 conn.execute(insert(s.pipeline_schedules).values(**values))
+                after = {k: values[k] for k in ("name", "target", "params", "cron", "timezone", "executor")}
+                audit.record(
+                    conn, "schedule.create", "schedule", values["id"], after=after, details={"name": name}
+                )
                 return _row_schedule(_row(conn, values["id"]))
         except sa_exc.IntegrityError as exc:  # a concurrent create won the unique name
             raise taken from exc
@@ -148,6 +153,10 @@ class ScheduleStore:
         with self.store._write() as conn:
             row = _row(conn, name_or_id)
             conn.execute(delete(s.pipeline_schedules).where(s.pipeline_schedules.c.id == row["id"]))
+            details = {"name": row["name"]}
+            audit.record(
+                conn, "schedule.delete", "schedule", row["id"], before={"name": row["name"]}, details=details
+            )
             return _row_schedule(row)
 
     def set_enabled(self, name_or_id: str, enabled: bool, *, now: int | None = None) -> Schedule:
@@ -164,6 +173,10 @@ class ScheduleStore:
                 after = now_ms() if now is None else now
                 values["next_fire_time"] = next_fire_time(row["cron"], row["timezone"], after)
             conn.execute(update(table).where(table.c.id == row["id"]).values(**values))
+            action = "schedule.enable" if enabled else "schedule.disable"
+            before, after = {"enabled": bool(row["enabled"])}, {"enabled": enabled}
+            details = {"name": row["name"]}
+            audit.record(conn, action, "schedule", row["id"], before=before, after=after, details=details)
             return _row_schedule(_row(conn, row["id"]))
 
     def claim_due(self, now: int) -> list[Schedule]:

@@ -370,4 +370,9 @@ audit_log = Table(
 
 # Tables kept in modules of their own, on the same metadata; imported last so that they
 # may refer to the tables above.
-from conveyor.store.sql import schema_approvals, schema_identity, schema_registry  # noqa: E402, F401
+from conveyor.store.sql import (  # noqa: E402, F401
+    schema_approvals,
+    schema_identity,
+    schema_registry,
+    schema_webhooks,
+)

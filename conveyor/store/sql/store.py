@@ -44,6 +44,7 @@ from conveyor.store.entities import (
     ViewType,
 )
 from conveyor.store.names import generate_run_name
+from conveyor.store.sql import audit_hooks as audit
 from conveyor.store.sql import migrations, rows
 from conveyor.store.sql import schema as s
 from conveyor.store.sql import search as sql_search
@@ -138,6 +139,8 @@ class SqlStore(TrackingStore):
                         insert(s.experiment_tags),
                         [{"experiment_id": experiment_id, "key": k, "value": v} for k, v in tags.items()],
                     )
+                after = {"name": name, "artifact_location": artifact_location, "tags": tags}
+                audit.record(conn, "experiment.create", "experiment", str(experiment_id), after=after)
         except sa_exc.IntegrityError as exc:
             raise AlreadyExists(f"Experiment(name={name}) already exists.") from exc
         return str(experiment_id)
@@ -203,6 +206,10 @@ class SqlStore(TrackingStore):
                     .where(s.experiments.c.id == row["id"])
                     .values(name=new_name, last_update_time=now_ms())
                 )
+                before, after = {"name": row["name"]}, {"name": new_name}
+                audit.record(
+                    conn, "experiment.rename", "experiment", experiment_id, before=before, after=after
+                )
         except sa_exc.IntegrityError as exc:
             raise AlreadyExists(f"Experiment(name={new_name}) already exists.") from exc
 
@@ -233,6 +240,7 @@ class SqlStore(TrackingStore):
                 )
                 .values(lifecycle_stage=LifecycleStage.DELETED, deleted_time=when)
             )
+            _record_stage(conn, "experiment.delete", "experiment", experiment_id, LifecycleStage.DELETED)
 
     def _restore_experiment(self, experiment_id: str) -> None:
         with self._write() as conn:
@@ -252,6 +260,7 @@ class SqlStore(TrackingStore):
                 )
                 .values(lifecycle_stage=LifecycleStage.ACTIVE, deleted_time=None)
             )
+            _record_stage(conn, "experiment.restore", "experiment", experiment_id, LifecycleStage.ACTIVE)
 
     def _set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
         with self._write() as conn:
@@ -260,6 +269,10 @@ class SqlStore(TrackingStore):
             stmt = self._insert(s.experiment_tags).values(experiment_id=row["id"], key=key, value=value)
             conn.execute(
                 stmt.on_conflict_do_update(index_elements=["experiment_id", "key"], set_={"value": value})
+            )
+            details = {"key": key}
+            audit.record(
+                conn, "experiment.tag.set", "experiment", experiment_id, after={key: value}, details=details
             )
 
     def _delete_experiment_tag(self, experiment_id: str, key: str) -> None:
@@ -270,6 +283,7 @@ class SqlStore(TrackingStore):
             result = conn.execute(delete(table).where(table.c.experiment_id == row["id"], table.c.key == key))
             if result.rowcount == 0:
                 raise NotFound(f"No tag with name: {key} in experiment with id {experiment_id}")
+            audit.record(conn, "experiment.tag.delete", "experiment", experiment_id, details={"key": key})
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -312,6 +326,10 @@ class SqlStore(TrackingStore):
             conn.execute(
                 insert(s.tags),
                 [{"run_id": run_pk, "key": k, "value": v} for k, v in tag_map.items()],
+            )
+            after = {"experiment_id": experiment_id, "name": name, "user_id": user_id, "tags": tag_map}
+            audit.record(
+                conn, "run.create", "run", run_uuid, after=after, details={"experiment_id": experiment_id}
             )
         info = rows.run_info_from_row({"id": run_pk, **values})  # type: ignore[arg-type]
         return Run(info=info, tags=tag_map)
@@ -364,6 +382,8 @@ class SqlStore(TrackingStore):
                 self._upsert_tags(conn, row["id"], [Tag(RUN_NAME_TAG, run_name)])
             if values:
                 conn.execute(update(s.runs).where(s.runs.c.id == row["id"]).values(**values))
+                before = {key: row[key] for key in values}
+                audit.record(conn, "run.update", "run", run_id, before=before, after=values)
             return rows.run_info_from_row({**row, **values})  # type: ignore[arg-type]
 
     def _delete_run(self, run_id: str) -> None:
@@ -374,6 +394,7 @@ class SqlStore(TrackingStore):
                 .where(s.runs.c.id == row["id"])
                 .values(lifecycle_stage=LifecycleStage.DELETED, deleted_time=now_ms())
             )
+            _record_stage(conn, "run.delete", "run", run_id, LifecycleStage.DELETED)
 
     def _restore_run(self, run_id: str) -> None:
         with self._write() as conn:
@@ -386,6 +407,7 @@ class SqlStore(TrackingStore):
                 .where(s.runs.c.id == row["id"])
                 .values(lifecycle_stage=LifecycleStage.ACTIVE, deleted_time=None)
             )
+            _record_stage(conn, "run.restore", "run", run_id, LifecycleStage.ACTIVE)
 
     # -- logging ---------------------------------------------------------------------------
 
@@ -404,6 +426,7 @@ class SqlStore(TrackingStore):
                     conn.execute(update(s.runs).where(s.runs.c.id == row["id"]).values(name=name))
             if metrics:
                 self._insert_metrics(conn, row["id"], metrics)
+            audit.record_many(conn, audit.batch_events(run_id, metrics, params, tags))
 
     def _insert_params(self, conn: Connection, run_pk: int, run_id: str, params: list[Param]) -> None:
         wanted = {p.key: p.value for p in params}
@@ -507,6 +530,7 @@ class SqlStore(TrackingStore):
             result = conn.execute(delete(s.tags).where(s.tags.c.run_id == row["id"], s.tags.c.key == key))
             if result.rowcount == 0:
                 raise NotFound(f"No tag with name: {key} in run with id {run_id}")
+            audit.record(conn, "run.tag.delete", "run", run_id, details={"key": key})
 
     def _log_inputs(self, run_id: str, inputs: list[DatasetInput]) -> None:
         with self._write() as conn:
@@ -523,6 +547,10 @@ class SqlStore(TrackingStore):
                         index_elements=["run_id", "dataset_id"], set_={"tags": stmt.excluded.tags}
                     )
                 )
+            datasets = [{"name": i.dataset.name, "digest": i.dataset.digest} for i in inputs]
+            audit.record(
+                conn, "run.inputs.log", "run", run_id, after=datasets, details={"datasets": len(datasets)}
+            )
 
     def _dataset_id(self, conn: Connection, experiment_pk: int, item: DatasetInput) -> int:
         ds = item.dataset
@@ -614,6 +642,15 @@ class SqlStore(TrackingStore):
                     index_elements=["path"], set_={k: v for k, v in values.items() if k != "path"}
                 )
             )
+            after = {"size": record.size, "sha256": record.sha256}
+            audit.record(
+                conn,
+                "artifact.record",
+                "artifact",
+                record.path,
+                after=after,
+                details={"run_id": record.run_id},
+            )
 
     def _artifact_query(self):  # type: ignore[no-untyped-def]
         return select(s.artifacts, s.runs.c.run_uuid).outerjoin(s.runs, s.runs.c.id == s.artifacts.c.run_id)
@@ -636,7 +673,10 @@ class SqlStore(TrackingStore):
         table = s.artifacts
         condition = (table.c.path == prefix) | _starts_with(table.c.path, prefix.rstrip("/") + "/")
         with self._write() as conn:
-            return conn.execute(delete(table).where(condition)).rowcount
+            removed = conn.execute(delete(table).where(condition)).rowcount
+            if removed:
+                audit.record(conn, "artifact.delete", "artifact", prefix, details={"records": removed})
+            return removed
 
     # -- garbage collection ----------------------------------------------------------------
 
@@ -663,6 +703,15 @@ class SqlStore(TrackingStore):
             ):
                 conn.execute(delete(table).where(table.c.run_id == row["id"]))
             conn.execute(delete(s.runs).where(s.runs.c.id == row["id"]))
+            audit.record(conn, "run.purge", "run", run_id, before={"lifecycle_stage": LifecycleStage.DELETED})
+
+
+def _record_stage(conn: Connection, action: str, kind: str, resource_id: str, stage: LifecycleStage) -> None:
+    """Audit a soft delete or a restore: the lifecycle stage is the only field that changes."""
+    other = LifecycleStage.ACTIVE if stage == LifecycleStage.DELETED else LifecycleStage.DELETED
+    audit.record(
+        conn, action, kind, resource_id, before={"lifecycle_stage": other}, after={"lifecycle_stage": stage}
+    )
 
 
 def _starts_with(column, prefix: str):  # type: ignore[no-untyped-def]
