@@ -317,6 +317,16 @@ class ArtifactStore:
             return self.root_uri
         return f"{self.root_uri.rstrip('/')}/{safe_relpath(rel_path)}"
 
+    def display_location(self, rel_path: str) -> str:
+        """Where a user can open ``rel_path``: its absolute file path on a local root, else its URI.
+
+        A path relative to the artifact root means nothing to someone who does not know
+        the root; a local path opens in an editor or browser as it is.
+        """
+        if self._is_local:
+            return self._full(safe_relpath(rel_path))
+        return self.uri_for(rel_path)
+
     # -- internals -------------------------------------------------------------------
 
     @cached_property

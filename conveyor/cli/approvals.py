@@ -103,6 +103,10 @@ def policy_set(
     validation_step: Annotated[
         str | None, typer.Option("--require-step", help="A pipeline step that must have succeeded.")
     ] = None,
+    require_reproducible: Annotated[
+        bool,
+        typer.Option("--require-reproducible", help="The source run's reproducibility grade must be A."),
+    ] = False,
     unprotected: Annotated[bool, typer.Option("--unprotected", help="Moves need no approval.")] = False,
     expiry_hours: Annotated[int, typer.Option("--expiry-hours", min=1)] = 72,
     as_json: JsonFlag = False,
@@ -117,6 +121,7 @@ def policy_set(
             metrics=metric or (),
             require_model_card=require_card,
             require_validation_step=validation_step,
+            require_reproducible=require_reproducible,
             expiry_hours=expiry_hours,
         )
     _emit(

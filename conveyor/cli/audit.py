@@ -10,7 +10,6 @@ rebuilt from scratch, which the chain alone cannot show.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
@@ -19,14 +18,12 @@ import typer
 
 from conveyor.cli import _output as out
 from conveyor.cli._common import JsonFlag, TrackingUri, database_url
-from conveyor.errors import IntegrityError, InvalidInput
+from conveyor.errors import IntegrityError
 
 if TYPE_CHECKING:
-    from conveyor.store.sql.audit import AuditLog, AuditRecord, VerifyResult
+    from conveyor.store.sql.audit import AuditLog, AuditRecord
 
 app = typer.Typer(help="Verify, export and list the tamper-evident audit log.", no_args_is_help=True)
-
-_HEAD = re.compile(r"(?P<hash>[0-9a-f]{64})@(?P<seq>[1-9][0-9]*)")
 
 
 @app.command("verify")
@@ -43,11 +40,13 @@ def verify(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Recompute the hash chain; exit 1 naming the first edited, deleted or moved record."""
-    pin = None if expect_head is None else parse_head(expect_head)
+    from conveyor.store.sql.audit import parse_head
+
+    pin = None if expect_head is None else parse_head(expect_head, "--expect-head")
     with _open_log(tracking_uri, "audit verify") as log:
         result = log.verify(expect_head=pin)
     if as_json:
-        out.emit_json(_result_json(result))
+        out.emit_json(result.to_json())
         if not result.ok:
             raise typer.Exit(1)
         return
@@ -61,17 +60,6 @@ def verify(
         typer.echo("Verified 0 records: the audit log is empty.")
         return
     typer.echo(f"Verified {result.records} records, head hash {result.head_hash}@{result.head_seq}")
-
-
-def parse_head(text: str) -> tuple[int, str]:
-    """``HASH@SEQ`` (as ``verify`` prints it) as ``(seq, hash)``."""
-    match = _HEAD.fullmatch(text.strip().lower())
-    if match is None:
-        raise InvalidInput(
-            f"--expect-head {text!r} is not HASH@SEQ: 64 hex digits, '@', a sequence number "
-            "(copy it from the output of `conveyor audit verify`)"
-        )
-    return int(match["seq"]), match["hash"]
 
 
 @app.command("export")
@@ -149,12 +137,6 @@ def _row(record: AuditRecord) -> list[object]:
         record.workspace,
         record.source,
     ]
-
-
-def _result_json(result: VerifyResult) -> dict[str, object]:
-    from dataclasses import asdict
-
-    return {"ok": result.ok, **asdict(result)}
 
 
 @contextlib.contextmanager

@@ -55,7 +55,9 @@ def card(
 ) -> None:
     """Generate VERSION's model card from the platform's records, store it, print its path.
 
-    Each run stores a new card (card-<n>.md and .html) and keeps the earlier ones.
+    Each run stores a new card (card-<n>.md and .html) and keeps the earlier ones. The
+    path printed is one to open: the file's absolute path on a local artifact root, its
+    full URI otherwise (--json keeps the path relative to the root, as the tags record it).
     """
     from conveyor.registry.cards import update_card
 
@@ -67,10 +69,11 @@ def card(
         )
         if output is not None:
             output.write_bytes(registry.artifacts.read_verified(path, sha256))
+        location = registry.artifacts.display_location(path)
     if as_json:
         out.emit_json(asdict(saved))
         return
-    typer.echo(path)
+    typer.echo(location)
 
 
 def parse_fields(items: list[str]) -> dict[str, str]:

@@ -6,10 +6,14 @@ The manifest lists every other file of the directory with its SHA-256 and size, 
     digest = sha256( for each file, sorted by path:  "<path>\\0<sha256>\\n"
                      then                             "conveyor-model.yaml\\0<sha256 of metadata>\\n" )
 
-where the metadata is every manifest field except ``files`` and ``digest``, as JSON with
-sorted keys and no spaces. Covering the metadata too means that editing the signature or
-the flavor fields (which steer loading) changes the digest, not only editing a file; a
-registry that records the digest at registration detects either.
+where the metadata is every manifest field except ``files``, ``digest`` and (from format
+version 2) ``created``, as JSON with sorted keys and no spaces. Covering the metadata too
+means that editing the signature or the flavor fields (which steer loading) changes the
+digest, not only editing a file; a registry that records the digest at registration
+detects either. ``created`` is left out because the digest names the model, not the
+moment it was saved: the same model saved twice gets the same digest, so re-registering
+an identical model is recognisable. Format 1 manifests covered ``created``; their digests
+are still checked that way.
 """
 
 from __future__ import annotations
@@ -38,8 +42,9 @@ __all__ = [
 ]
 
 MANIFEST_NAME = "conveyor-model.yaml"
-#: Bumped when the layout changes incompatibly; :func:`read_manifest` refuses newer ones.
-FORMAT_VERSION = 1
+#: Bumped when the layout or the digest changes incompatibly; :func:`read_manifest`
+#: refuses newer ones. Version 2 keeps ``created`` out of the digest.
+FORMAT_VERSION = 2
 _BLOCK = 1 << 20
 
 
@@ -86,6 +91,17 @@ class ModelManifest:
             "input_example": dict(self.input_example) if self.input_example else None,
             "created": self.created,
         }
+
+    def digested_metadata(self) -> dict[str, Any]:
+        """The metadata the digest covers: :meth:`metadata` less ``created`` (format 2 on).
+
+        The save time would make every save of one model a different model; format 1
+        manifests did include it, so theirs is kept to check their recorded digests.
+        """
+        meta = self.metadata()
+        if self.format_version >= 2:
+            del meta["created"]
+        return meta
 
     def to_dict(self) -> dict[str, Any]:
         files = {path: {"sha256": e.sha256, "size": e.size} for path, e in sorted(self.files.items())}
@@ -137,7 +153,7 @@ class ModelManifest:
 
 
 def compute_digest(files: Mapping[str, FileEntry], metadata: Mapping[str, Any]) -> str:
-    """The model digest over the files and the metadata; see the module docstring."""
+    """The model digest over the files and ``metadata`` (:meth:`ModelManifest.digested_metadata`)."""
     meta = json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode()
     lines = [f"{path}\0{files[path].sha256}\n" for path in sorted(files)]
     lines.append(f"{MANIFEST_NAME}\0{hashlib.sha256(meta).hexdigest()}\n")
@@ -183,7 +199,7 @@ def verify_folder(folder: Path, manifest: ModelManifest, *, expected_digest: str
         raise IntegrityError(f"Model directory {folder} is missing files its manifest lists: {missing}")
     for path in sorted(listed):
         _verify_file(folder, path, manifest.files[path])
-    digest = compute_digest(manifest.files, manifest.metadata())
+    digest = compute_digest(manifest.files, manifest.digested_metadata())
     if digest != manifest.digest:
         raise IntegrityError(
             f"{MANIFEST_NAME} in {folder} was edited after saving: its digest is {manifest.digest}, "

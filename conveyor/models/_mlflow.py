@@ -194,8 +194,11 @@ def _manifest(folder: Path, mlmodel: Mapping[str, Any], name: str, conf: Mapping
         input_example=None,
         created=str(mlmodel.get("utc_time_created", "")),
         files=files,
+        # Digested as format 1 (``created`` included) so digests recorded when MLflow
+        # models were registered still match; ``MLmodel``'s own bytes hold that time anyway.
+        format_version=1,
     )
-    return replace(manifest, digest=compute_digest(files, manifest.metadata()))
+    return replace(manifest, digest=compute_digest(files, manifest.digested_metadata()))
 
 
 def _requirements(path: Path) -> list[str]:

@@ -261,6 +261,6 @@ def _write_folder(
         created=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         files=files,
     )
-    manifest = replace(manifest, digest=compute_digest(files, manifest.metadata()))
+    manifest = replace(manifest, digest=compute_digest(files, manifest.digested_metadata()))
     store.write_bytes(MANIFEST_NAME, manifest.to_yaml().encode("utf-8"))
     return manifest

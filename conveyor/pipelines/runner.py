@@ -277,7 +277,8 @@ def _execute(
     store = records.store
     run_id = new_run_id()
     tracker = _tracking_store(settings, store)
-    tracking_run_id, experiment_id = _start_tracking(tracker, spec, run_id)
+    folder = Path(loaded.file).parent if loaded.file else None
+    tracking_run_id, experiment_id = _start_tracking(tracker, spec, run_id, folder)
     tracking = TrackingContext(
         settings.tracking_uri or settings.resolved_database_url(), tracking_run_id, experiment_id
     )
@@ -355,13 +356,15 @@ def _tracking_store(settings: Settings, records_store: SqlStore) -> TrackingStor
     )
 
 
-def _start_tracking(store: TrackingStore, spec: PipelineSpec, run_id: str) -> tuple[str, str]:
+def _start_tracking(
+    store: TrackingStore, spec: PipelineSpec, run_id: str, folder: Path | None
+) -> tuple[str, str]:
     from conveyor.store.entities import Param
     from conveyor.tracking.context import source_tags
 
     experiment = store.get_experiment_by_name(spec.name)
     experiment_id = experiment.experiment_id if experiment else store.create_experiment(spec.name)
-    tags = {**source_tags(), "conveyor.pipeline": spec.name, "conveyor.pipeline.run_id": run_id}
+    tags = {**source_tags(folder), "conveyor.pipeline": spec.name, "conveyor.pipeline.run_id": run_id}
     run = store.create_run(
         experiment_id, user_id=tags["mlflow.user"], tags=tags, run_name=f"{spec.name}-{run_id[:8]}"
     )

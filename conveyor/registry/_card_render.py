@@ -98,7 +98,8 @@ def sections(card: ModelCard) -> list[tuple[str, list[Block]]]:
         ("Intended use", [Prose(card.fields.get("intended_use"))]),
         ("Owner", [Prose(card.fields.get("owner"))]),
         ("Known limitations", [Prose(card.fields.get("limitations"))]),
-        ("Training data", [_datasets(card)]),
+        ("Training data", [_datasets(card, evaluation=False)]),
+        ("Evaluation data", [_datasets(card, evaluation=True)]),
         ("Parameters", [Table(("Parameter", "Value"), tuple((k, v) for k, v in card.params.items()))]),
         ("Metrics", [_metrics(card)]),
         ("Signature", _signature(card)),
@@ -135,12 +136,14 @@ def _summary(card: ModelCard) -> Table:
     return Table(("Fact", "Value"), tuple(rows))
 
 
-def _datasets(card: ModelCard) -> Block:
+def _datasets(card: ModelCard, *, evaluation: bool) -> Block:
+    """The run's datasets of one kind; see ``DatasetFact.is_evaluation`` for the split."""
     if not card.run_found:
         return Prose(_run_missing(card))
     rows = tuple(
         (d.name, d.context or "", Code(d.digest), f"{d.source_type}: {d.source}", _profile(d.profile))
         for d in card.datasets
+        if d.is_evaluation == evaluation
     )
     return Table(("Dataset", "Context", "Digest (SHA-256 of the full content)", "Source", "Profile"), rows)
 

@@ -8,7 +8,9 @@ relied on, not today's. Sources:
   version's source run;
 - a completed model card: the version tag ``conveyor.card.completed=true``;
 - a passed validation step: a pipeline run that logged to the source run, whose step of
-  that name SUCCEEDED (or was CACHED from a run where it did).
+  that name SUCCEEDED (or was CACHED from a run where it did);
+- a reproducible source run: the ``conveyor.repro.*`` record on the source run, graded
+  again by today's rules (:func:`conveyor.tracking.reproducibility.grade`), must be ``A``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from conveyor.store.entities import Run
 from conveyor.store.sql.approval_entities import CARD_COMPLETED_TAG, AliasPolicy, MetricThreshold
 from conveyor.store.sql.approvals import SqlApprovalStore
 from conveyor.store.sql.registry_entities import ModelVersion
+from conveyor.tracking import reproducibility
 
 _PASSED_STEP_STATES = frozenset({"SUCCEEDED", "CACHED"})
 
@@ -46,6 +49,8 @@ def evaluate(
         )
     if policy.require_validation_step:
         checks.append(_step(policy.require_validation_step, version, records))
+    if policy.require_reproducible:
+        checks.append(_reproducible(run))
     return checks
 
 
@@ -76,6 +81,18 @@ def _step(step: str, version: ModelVersion, records: SqlApprovalStore) -> dict[s
     return {"check": "validation_step", "step": step, "states": states, "passed": passed}
 
 
+def _reproducible(run: Run | None) -> dict[str, Any]:
+    record = None if run is None else reproducibility.record_from_tags(run.tags)
+    letter, reasons = reproducibility.grade(record) if record else (None, ["no reproducibility record"])
+    return {
+        "check": "reproducible",
+        "run_id": None if run is None else run.info.run_id,
+        "grade": letter,
+        "reasons": reasons,
+        "passed": letter == "A",
+    }
+
+
 def _explain(check: dict[str, Any]) -> str:
     if check["check"] == "metric":
         need = MetricThreshold(check["metric"], check["op"], check["threshold"], check["dataset"])
@@ -89,5 +106,10 @@ def _explain(check: dict[str, Any]) -> str:
             f"a completed model card: version tag {CARD_COMPLETED_TAG} is {check['value']!r}, not 'true' "
             "(complete the card with `conveyor registry card`)"
         )
+    if check["check"] == "reproducible":
+        if check["run_id"] is None:
+            return "a reproducible source run (grade A): the version has no source run"
+        found = f"run {check['run_id']} has grade {check['grade'] or 'none'}"
+        return f"a reproducible source run (grade A): {found}: " + ", ".join(check["reasons"])
     states = ", ".join(check["states"]) or "no pipeline run of the source run has it"
     return f"validation step {check['step']!r} must have succeeded: {states}"

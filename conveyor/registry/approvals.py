@@ -88,6 +88,7 @@ class ApprovalService:
         metrics: Sequence[MetricThreshold | str] = (),
         require_model_card: bool = False,
         require_validation_step: str | None = None,
+        require_reproducible: bool = False,
         expiry_hours: int = DEFAULT_EXPIRY_HOURS,
         ctx: RequestContext | None = None,
     ) -> AliasPolicy:
@@ -112,6 +113,7 @@ class ApprovalService:
             tuple(m if isinstance(m, MetricThreshold) else MetricThreshold.parse(m) for m in metrics),
             require_model_card,
             require_validation_step or None,
+            require_reproducible,
             expiry_hours,
         )
         return self.records.set_policy(policy, actor)

@@ -19,6 +19,12 @@ metric key after the last ``/`` is the metric, what comes before names the datas
 slice it was computed on (``holdout/accuracy``, ``holdout/age_65_plus/auc``); a key
 without ``/`` is an overall figure.
 
+Datasets go under "Training data" or "Evaluation data" by their input's
+``mlflow.data.context`` tag (:data:`EVALUATION_CONTEXTS`, any case). A dataset with no
+context or one not in that set counts as training data: a card that lists a holdout set
+among the training data is wrong in a way a reader notices, one that hides training data
+under evaluation is not.
+
 :func:`save_card` stores each rendering as a new file under the artifact store,
 ``registry/<name>/versions/<version>/card-<n>.md`` and ``.html``, never overwriting an
 older one, so the card shown to an approver last month can still be read. The version's
@@ -62,6 +68,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CARD_TAG_PREFIX",
     "EDITABLE_FIELDS",
+    "EVALUATION_CONTEXTS",
     "AliasMoveFact",
     "CodeVersion",
     "DatasetFact",
@@ -86,6 +93,8 @@ HTML_PATH_TAG = f"{CARD_TAG_PREFIX}html_path"
 HTML_SHA256_TAG = f"{CARD_TAG_PREFIX}html_sha256"
 COMPLETED_TAG = f"{CARD_TAG_PREFIX}completed"
 _CONTEXT_TAG = "mlflow.data.context"
+#: ``mlflow.data.context`` values (lower-cased) that mark a dataset as evaluation data.
+EVALUATION_CONTEXTS = frozenset({"evaluation", "eval", "holdout", "test", "testing", "validation", "valid"})
 _CARD_FILE = re.compile(r"card-(\d+)\.(?:md|html)$")
 
 
@@ -101,6 +110,11 @@ class DatasetFact:
     context: str | None
     #: JSON text such as ``{"num_rows": 1000}``, if recorded.
     profile: str | None
+
+    @property
+    def is_evaluation(self) -> bool:
+        """Whether the context names evaluation data; no or an unknown context means training."""
+        return (self.context or "").strip().lower() in EVALUATION_CONTEXTS
 
 
 @dataclass(frozen=True, slots=True)

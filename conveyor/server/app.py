@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, service: TrackingService | None
     app.include_router(mlflow_api.build_router(service))
     app.include_router(native.build_router(service))
     _include_approvals(app, service)
+    _include_audit(app, service)
     # Added before auth, so it runs inside it and sees the principal auth found.
     app.add_middleware(ActorMiddleware)
     if settings.auth:
@@ -65,6 +66,16 @@ def _include_approvals(app: FastAPI, service: TrackingService) -> None:
     if isinstance(service.store, SqlStore):
         registry = RegistryService(service.store, service.artifacts, allow_local_sources=False)
         app.include_router(approvals_api.build_router(ApprovalService(registry)))
+
+
+def _include_audit(app: FastAPI, service: TrackingService) -> None:
+    """Serve the read-only audit routes where the log lives: the SQL store (not a REST one)."""
+    from conveyor.server import audit_api
+    from conveyor.store.sql.audit import AuditLog
+    from conveyor.store.sql.store import SqlStore
+
+    if isinstance(service.store, SqlStore):
+        app.include_router(audit_api.build_router(AuditLog(service.store)))
 
 
 @contextlib.asynccontextmanager

@@ -8,7 +8,9 @@ whose principal lacks the route's permission with 403 naming it. Bodies are MLfl
 ``UNAUTHENTICATED`` / ``PERMISSION_DENIED``.
 
 Authorization is by route for now (:func:`required_permission`): reads need ``read``,
-mutations ``write``, the identity admin API ``admin``, all in the ``default`` workspace,
+mutations ``write``, the identity admin API ``admin``, the audit API ``audit_read`` (for
+any method, so a write attempt by a non-auditor is refused before it reaches the router's
+405), all in the ``default`` workspace,
 because tracking objects do not carry a workspace yet. The request's
 :class:`~conveyor.identity.RequestContext` is left in ``request.state.context`` for
 handlers and the audit log.
@@ -37,6 +39,7 @@ log = logging.getLogger("conveyor.server")
 OPEN_PATHS = frozenset({"/health", "/version"})
 IDENTITY_PREFIX = "/api/conveyor/v1/identity"
 APPROVALS_PREFIX = "/api/conveyor/v1/registry/approvals"
+AUDIT_PREFIX = "/api/conveyor/v1/audit"
 #: Identity routes any signed-in principal may call, whatever its roles.
 _SELF_SERVICE = frozenset({f"{IDENTITY_PREFIX}/whoami"})
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -49,6 +52,8 @@ def required_permission(method: str, path: str) -> Permission | None:
     """The permission a route needs; None for routes any signed-in principal may call."""
     if path.startswith(IDENTITY_PREFIX):
         return None if path in _SELF_SERVICE else Permission.ADMIN
+    if path.startswith(AUDIT_PREFIX):
+        return Permission.AUDIT_READ
     if path.startswith(APPROVALS_PREFIX) and method == "POST":
         # Approving needs `approve`, not `write`; a requester may withdraw (reject) their
         # own request, so the service checks rejections in finer detail.

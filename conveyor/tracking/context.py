@@ -1,13 +1,18 @@
-"""What a run records about where it came from: user, entry point, git commit and dirt."""
+"""What a run records about where it came from: user, entry point, git commit and dirt.
+
+Source tags include the run's reproducibility record (:mod:`conveyor.tracking.reproducibility`),
+captured with the same git calls.
+"""
 
 from __future__ import annotations
 
 import getpass
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
+
+from conveyor.tracking.reproducibility import capture, record_tags, run_git
 
 USER_TAG = "mlflow.user"
 SOURCE_NAME_TAG = "mlflow.source.name"
@@ -24,24 +29,19 @@ def current_user() -> str:
         return os.environ.get("USER", "unknown")
 
 
-def _git(args: list[str], cwd: Path) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def git_state(folder: Path) -> tuple[str | None, bool | None]:
     """The commit checked out around ``folder`` and whether tracked files have changes since."""
-    commit = _git(["rev-parse", "HEAD"], folder)
+    commit = run_git(["rev-parse", "HEAD"], folder)
     if not commit:
         return None, None
-    return commit, bool(_git(["status", "--porcelain", "--untracked-files=no"], folder))
+    return commit, bool(run_git(["status", "--porcelain", "--untracked-files=no"], folder))
 
 
-def source_tags() -> dict[str, str]:
-    """Tags MLflow's fluent API sets too, plus whether the working tree had uncommitted changes."""
+def source_tags(folder: Path | None = None) -> dict[str, str]:
+    """Tags MLflow's fluent API sets too, plus the ``conveyor.repro.*`` reproducibility record.
+
+    The code is looked for around ``folder`` (a pipeline's file), else around the entry point.
+    """
     entry = sys.argv[0] if sys.argv and sys.argv[0] else "<interactive>"
     tags = {
         USER_TAG: current_user(),
@@ -49,9 +49,10 @@ def source_tags() -> dict[str, str]:
         SOURCE_TYPE_TAG: "LOCAL",
         PYTHON_TAG: platform.python_version(),
     }
-    folder = Path(entry).resolve().parent if Path(entry).exists() else Path.cwd()
-    commit, dirty = git_state(folder)
-    if commit:
-        tags[GIT_COMMIT_TAG] = commit
-        tags[GIT_DIRTY_TAG] = "true" if dirty else "false"
-    return tags
+    if folder is None:
+        folder = Path(entry).resolve().parent if Path(entry).exists() else Path.cwd()
+    record = capture(folder)
+    if record.commit:
+        tags[GIT_COMMIT_TAG] = record.commit
+        tags[GIT_DIRTY_TAG] = "true" if record.dirty else "false"
+    return {**tags, **record_tags(record)}

@@ -23,6 +23,7 @@ from conveyor.store.base import DEFAULT_EXPERIMENT_ID
 from conveyor.store.entities import DatasetInput, Run, RunStatus
 from conveyor.tracking.client import Client
 from conveyor.tracking.context import source_tags
+from conveyor.tracking.reproducibility import record_from_tags, record_seed, record_tags, with_seeds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -233,6 +234,38 @@ def set_tag(key: str, value: Any) -> None:
 def set_tags(tags: dict[str, Any]) -> None:
     run_id = _require_run()
     get_client().set_tags(run_id, tags)
+
+
+def set_seed(seed: int) -> dict[str, int]:
+    """Seed ``random``, NumPy and (if imported) PyTorch, and record the seeds.
+
+    A run without recorded seeds cannot get the reproducibility grade A. Runs started
+    afterwards carry the seeds; so does the active run, if any, whose grade is updated.
+    Returns the seeds recorded, by what they seeded.
+    """
+    import random
+    import sys
+
+    import numpy
+
+    random.seed(seed)
+    numpy.random.seed(seed)
+    record_seed("random", seed)
+    seeds = record_seed("numpy", seed)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+        seeds = record_seed("torch", seed)
+    if (run := active_run()) is not None:
+        _regrade(run.run_id, seeds)
+    return seeds
+
+
+def _regrade(run_id: str, seeds: dict[str, int]) -> None:
+    """Store ``seeds`` in the run's reproducibility record, and the grade that follows."""
+    client = get_client()
+    record = record_from_tags(client.get_run(run_id).tags)
+    if record is not None:
+        client.set_tags(run_id, record_tags(with_seeds(record, seeds)))
 
 
 def log_artifact(local_path: str | Path, artifact_path: str | None = None) -> None:

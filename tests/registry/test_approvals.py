@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -15,9 +16,10 @@ from conveyor.errors import Conflict, IntegrityError, InvalidState, PermissionDe
 from conveyor.identity import IdentityService, RequestContext, Role
 from conveyor.registry import ApprovalService, ApprovalStatus, ModelVersion, RegistryService
 from conveyor.server.app import create_app
-from conveyor.store.entities import Metric
+from conveyor.store.entities import Metric, Tag
 from conveyor.store.sql import schema_approvals
 from conveyor.store.sql.audit import AuditLog
+from conveyor.tracking.reproducibility import ReproRecord, record_tags
 from conveyor.tracking.service import TrackingService
 
 APPROVALS = "/api/conveyor/v1/registry/approvals"
@@ -216,3 +218,34 @@ def test_cli_request_and_approve_as_two_users(
         "registry", "policy", "set", "churn", "--alias", "champion", "--metric", "accuracy>=0.9@holdout"
     )
     assert policy["metrics"] == [{"metric": "accuracy", "op": ">=", "value": 0.9, "dataset": "holdout"}]
+
+
+def test_require_reproducible_refuses_a_dirty_source_run_with_its_reasons(
+    approvals: ApprovalService, name: str, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    version = trained_version(approvals.registry, name, model_dir, 0.95)
+    record = ReproRecord("abc123", True, "d" * 64, 0, "3.12.0", "p" * 64, "uv.lock", "l" * 64, {"random": 1})
+    set_repro_tags(approvals.registry, version, record)
+    approvals.set_policy(name, "champion", metrics=["accuracy>=0.9@holdout"], require_reproducible=True)
+    policy = approvals.get_policy(name, "champion")
+    assert policy.require_reproducible and [str(m) for m in policy.metrics] == ["accuracy >= 0.9 on holdout"]
+    act_as(monkeypatch, "ana")
+    request = approvals.request_promotion(name, version.version, "champion", "ship it")
+    assert request.evidence[1] == {
+        "check": "reproducible",
+        "run_id": version.run_id,
+        "grade": "C",
+        "reasons": ["dirty working tree"],
+        "passed": False,
+    }
+    act_as(monkeypatch, "bo")
+    with pytest.raises(InvalidState, match="grade C: dirty working tree"):
+        approvals.approve(request.id, "ok")
+    set_repro_tags(approvals.registry, version, dataclasses.replace(record, dirty=False, diff_sha256=None))
+    assert approvals.approve(request.id, "committed").status is ApprovalStatus.APPLIED
+
+
+def set_repro_tags(registry: RegistryService, version: ModelVersion, record: ReproRecord) -> None:
+    assert version.run_id is not None
+    for key, value in record_tags(record).items():
+        registry.store.set_tag(version.run_id, Tag(key, value))

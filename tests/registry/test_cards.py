@@ -160,7 +160,9 @@ def test_cli_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         app, ["registry", "card", "churn", "1", "--format", "html", "-o", str(copy), *sets]
     )
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "registry/churn/versions/1/card-1.html"
+    printed = Path(result.stdout.strip())
+    assert printed.is_absolute() and printed.read_bytes() == copy.read_bytes()
+    assert printed.as_posix().endswith("registry/churn/versions/1/card-1.html")
     assert "none known" in copy.read_text() and copy.read_text().startswith("<!DOCTYPE html>")
 
     again = runner.invoke(app, ["registry", "card", "churn", "1", "--json"])
@@ -174,3 +176,36 @@ def test_cli_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     bad = runner.invoke(app, ["registry", "card", "churn", "1", "--set", "nonsense"])
     assert bad.exit_code == 1 and "is not FIELD=VALUE" in bad.output
+
+
+def test_datasets_are_split_by_context(registry: RegistryService, name: str) -> None:
+    register_from_run(registry, name)
+    run_id = registry.get_version(name, 1).run_id
+    assert run_id is not None
+    frame = pd.DataFrame({"x": [1.0, 2.0]})
+    client = Client()
+    try:
+        client.log_input(run_id, frame, name="fit-set", context="Train")
+        client.log_input(run_id, frame.assign(x=[3.0, 4.0]), name="holdout-set", context="holdout")
+        client.log_input(run_id, frame.assign(x=[5.0, 6.0]), name="val-set", context="validation")
+        client.flush()
+    finally:
+        client.close()
+    card = build_card(registry, registry.store, name, 1)
+    split = {d.name: d.is_evaluation for d in card.datasets}
+    # No context ("customers") or an unknown one counts as training data.
+    assert split == {"customers": False, "fit-set": False, "holdout-set": True, "val-set": True}
+    text = registry.artifacts.read_bytes(save_card(registry, card).path).decode()
+    training, evaluation = text.split("## Training data")[1].split("## Evaluation data")
+    assert "customers" in training and "fit-set" in training and "holdout-set" not in training
+    evaluation = evaluation.split("## ")[0]
+    assert "holdout-set" in evaluation and "val-set" in evaluation and "fit-set" not in evaluation
+
+
+def test_card_location_is_openable(tmp_path: Path) -> None:
+    from conveyor.artifacts import ArtifactStore
+
+    local = ArtifactStore(str(tmp_path))
+    assert local.display_location("registry/a/card-1.md") == (tmp_path / "registry/a/card-1.md").as_posix()
+    remote = ArtifactStore("memory://cards/root")
+    assert remote.display_location("registry/a/card-1.md") == "memory://cards/root/registry/a/card-1.md"

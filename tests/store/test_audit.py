@@ -164,6 +164,19 @@ def test_read_filters_pages_and_sorts(log: AuditLog) -> None:
         log.read(limit=0)
 
 
+def test_seq_before_finds_a_time_by_binary_search(log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an index on ``time``: seq order is time order, so a time maps to a cursor."""
+    assert log.seq_before(1) == 0  # empty log
+    times = iter([100, 100, 200, 300, 300, 300, 400])
+    monkeypatch.setattr("conveyor.store.sql.audit.now_ms", lambda: next(times))
+    for n in range(7):
+        log.append(event(n))
+    expected = {50: 0, 100: 0, 101: 2, 200: 2, 250: 3, 300: 3, 301: 6, 400: 6, 401: 7}
+    assert {t: log.seq_before(t) for t in expected} == expected
+    assert [r.seq for r in log.read(since_time=300)] == [4, 5, 6, 7]
+    assert [r.seq for r in log.read(since_seq=5, since_time=300)] == [6, 7]
+
+
 def test_records_form_an_unbroken_chain(log: AuditLog) -> None:
     records = [log.append(event(n)) for n in range(3)] + fill(log, 3)
     assert [r.seq for r in records] == [1, 2, 3, 4, 5, 6]
@@ -417,4 +430,4 @@ def test_export_since_and_in_batches(log: AuditLog) -> None:
 
 def test_the_api_offers_no_way_to_change_records() -> None:
     public = {name for name in dir(AuditLog) if not name.startswith("_")}
-    assert public == {"append", "append_many", "read", "verify", "export"}
+    assert public == {"append", "append_many", "read", "seq_before", "verify", "export", "export_lines"}

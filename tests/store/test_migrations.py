@@ -16,7 +16,7 @@ from sqlalchemy import exc as sa_exc
 
 from conveyor.errors import BackendUnavailable
 from conveyor.store.sql import migrations
-from conveyor.store.sql.audit import AuditEvent, AuditLog
+from conveyor.store.sql.audit import AuditEvent, AuditLog, append_events
 from conveyor.store.sql.logged_models import SqlLoggedModelStore
 from conveyor.store.sql.schema import metadata
 from conveyor.store.sql.store import SqlStore
@@ -149,6 +149,44 @@ def test_upgrade_0003_to_0004_adds_an_append_only_audit_log(
         assert migrations.current_revision(conn) == "0003"
         command.upgrade(migrations.alembic_config(conn), "head")  # the downgrade left nothing behind
         conn.commit()
+    engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_0009_drops_audit_indexes_and_keeps_records_and_triggers(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Plain DROP INDEX: no table rebuild, so the records and the append-only triggers stay."""
+    url = (
+        f"sqlite:///{tmp_path / 'a.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("empty_postgres_url")
+    )
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        command.upgrade(migrations.alembic_config(conn), "0008")
+        conn.commit()
+    event = AuditEvent(
+        actor="ana", actor_kind="user", action="run.update", resource_type="run", resource_id="r"
+    )
+    with engine.begin() as conn:
+        append_events(conn, [event])
+    with engine.connect() as conn:
+        command.upgrade(migrations.alembic_config(conn), "0009")
+        conn.commit()
+        names = {ix["name"] for ix in inspect(conn).get_indexes("audit_log")}
+        assert names == {"ix_audit_log_resource_type_resource_id"}
+    with pytest.raises(sa_exc.DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE audit_log SET actor = 'mallory'")
+    store = SqlStore(url).open(upgrade=False)
+    assert AuditLog(store).verify().records == 1
+    store.close()
+    with engine.connect() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0008")
+        conn.commit()
+        assert {"ix_audit_log_actor", "ix_audit_log_time"} <= {
+            ix["name"] for ix in inspect(conn).get_indexes("audit_log")
+        }
     engine.dispose()
 
 

@@ -115,6 +115,8 @@ class AliasPolicy:
     require_model_card: bool = False
     #: A pipeline step that must have succeeded in the run that produced the version.
     require_validation_step: str | None = None
+    #: The source run's reproducibility grade must be A (``conveyor.repro.grade``).
+    require_reproducible: bool = False
     expiry_hours: int = DEFAULT_EXPIRY_HOURS
     #: Who stored it; None for the built-in default.
     updated_by: str | None = None

@@ -294,13 +294,15 @@ def _stored_policy(conn: Connection, scope: str, model: str, alias: str) -> Alia
 
 
 def _policy(model: str, row: Any) -> AliasPolicy:
+    thresholds, extra = _read_metrics(row["metrics"])
     return AliasPolicy(
         model=model,
         alias=row["alias"],
         protected=bool(row["protected"]),
-        metrics=tuple(MetricThreshold.from_json(m) for m in json.loads(row["metrics"])),
+        metrics=tuple(MetricThreshold.from_json(m) for m in thresholds),
         require_model_card=bool(row["require_model_card"]),
         require_validation_step=row["require_validation_step"],
+        require_reproducible=bool(extra.get("require_reproducible", False)),
         expiry_hours=row["expiry_hours"],
         updated_by=row["updated_by"],
         updated_at=row["updated_at"],
@@ -310,13 +312,33 @@ def _policy(model: str, row: Any) -> AliasPolicy:
 def _policy_values(policy: AliasPolicy, actor: str, now: int) -> dict[str, Any]:
     return {
         "protected": policy.protected,
-        "metrics": json.dumps(policy.to_json()["metrics"]),
+        "metrics": _metrics_json(policy),
         "require_model_card": policy.require_model_card,
         "require_validation_step": policy.require_validation_step,
         "expiry_hours": policy.expiry_hours,
         "updated_by": actor,
         "updated_at": now,
     }
+
+
+def _metrics_json(policy: AliasPolicy) -> str:
+    """The ``metrics`` column: the thresholds, plus evidence flags that have no column.
+
+    Without such a flag it stays the list it always was, so rows written before the flags
+    existed and rows without them read the same. Flags wait for a migration to get columns.
+    """
+    thresholds = policy.to_json()["metrics"]
+    if not policy.require_reproducible:
+        return json.dumps(thresholds)
+    return json.dumps({"thresholds": thresholds, "require_reproducible": True})
+
+
+def _read_metrics(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The thresholds and flags :func:`_metrics_json` wrote."""
+    data = json.loads(text)
+    if isinstance(data, list):
+        return data, {}
+    return list(data.get("thresholds", [])), data
 
 
 def _model(conn: Connection, name: str) -> RowMapping:

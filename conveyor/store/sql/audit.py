@@ -28,8 +28,9 @@ The API appends and reads, nothing else; the migration's triggers refuse UPDATE 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -58,6 +59,8 @@ _HEAD_SQL = f"SELECT seq, hash FROM {s.audit_log.name} ORDER BY seq DESC LIMIT 1
 _LENGTHS = {c.name: c.type.length for c in s.audit_log.c if getattr(c.type, "length", None) is not None}
 #: Per dialect: the compiled INSERT and its parameter order (see ``_insert_statement``).
 _INSERTS: dict[str, tuple[str, tuple[str, ...] | None]] = {}
+#: A pinned head as ``verify`` prints it: ``HASH@SEQ``.
+_HEAD_TEXT = re.compile(r"(?P<hash>[0-9a-f]{64})@(?P<seq>[1-9][0-9]*)")
 
 
 class ActorKind(StrEnum):
@@ -157,6 +160,10 @@ class VerifyResult:
     def ok(self) -> bool:
         return self.broken is None
 
+    def to_json(self) -> dict[str, Any]:
+        """``ok`` plus every field, as ``verify --json`` and the REST API answer."""
+        return {"ok": self.ok, **asdict(self)}
+
 
 def canonical_json(value: Any) -> bytes:
     """Keys sorted, no whitespace, UTF-8: one byte string per value, for hashing.
@@ -168,6 +175,17 @@ def canonical_json(value: Any) -> bytes:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except TypeError as exc:
         raise InvalidInput(f"Audit state and details must be JSON-able: {exc}") from None
+
+
+def parse_head(text: str, name: str = "expect_head") -> tuple[int, str]:
+    """``HASH@SEQ`` (as ``verify`` prints it) as ``(seq, hash)``; ``name`` is the option in errors."""
+    match = _HEAD_TEXT.fullmatch(text.strip().lower())
+    if match is None:
+        raise InvalidInput(
+            f"{name} {text!r} is not HASH@SEQ: 64 hex digits, '@', a sequence number "
+            "(copy it from the output of `conveyor audit verify`)"
+        )
+    return int(match["seq"]), match["hash"]
 
 
 def state_digest(state: Any) -> str:
@@ -223,15 +241,19 @@ class AuditLog:
         resource_id: str | None = None,
         actor: str | None = None,
         action: str | None = None,
+        since_time: int | None = None,
         newest_first: bool = False,
     ) -> list[AuditRecord]:
         """Records after ``since_seq`` that match every filter given, by ``seq``.
 
         ``since_seq`` is a cursor: pass the last ``seq`` you have to page forward.
+        ``since_time`` (epoch milliseconds) skips records appended before it.
         ``newest_first`` returns the latest ``limit`` matches instead of the earliest.
         """
         if limit < 1:
             raise InvalidInput(f"limit must be at least 1, got {limit}")
+        if since_time is not None:
+            since_seq = max(since_seq, self.seq_before(since_time))
         table = s.audit_log
         query = select(table).where(table.c.seq > since_seq).limit(limit)
         wanted = {
@@ -246,6 +268,24 @@ class AuditLog:
         query = query.order_by(table.c.seq.desc() if newest_first else table.c.seq)
         with self.store._read() as conn:
             return [_to_record(row) for row in conn.execute(query)]
+
+    def seq_before(self, time_ms: int) -> int:
+        """The cursor for a time: the last ``seq`` appended before ``time_ms`` (0: none).
+
+        Why no index on ``time``: records are numbered and stamped under the same write
+        lock, so ``seq`` order is time order (unless the clock stepped back, when the
+        answer is off by those records), and a binary search on the primary key finds the
+        boundary in about log2(n) seeks without taxing every append with an index.
+        """
+        table = s.audit_log
+        first_from = select(table.c.seq, table.c.time).order_by(table.c.seq).limit(1)
+        with self.store._read() as conn:
+            low, high = 0, conn.execute(select(func.max(table.c.seq))).scalar() or 0
+            while low < high:  # records up to `low` are earlier; none after `high` is
+                middle = (low + high + 1) // 2
+                row = conn.execute(first_from.where(table.c.seq >= middle)).one()
+                low, high = (row.seq, high) if row.time < time_ms else (low, middle - 1)
+        return low
 
     def verify(self, batch: int = 5000, expect_head: tuple[int, str] | None = None) -> VerifyResult:
         """Recompute every hash and link, streaming the log ``batch`` records at a time.
@@ -278,11 +318,19 @@ class AuditLog:
         """Write the records after ``since_seq`` as JSON Lines (one :meth:`AuditRecord.to_json`
         per line, keys sorted) for archiving outside the database; returns how many."""
         count = 0
+        for line in self.export_lines(since_seq, batch):
+            out.write(line)
+            count += 1
+        return count
+
+    def export_lines(self, since_seq: int = 0, batch: int = 5000) -> Iterator[bytes]:
+        """The lines :meth:`export` writes, one at a time, for streaming them over HTTP.
+
+        The read connection stays open until the iterator is exhausted or closed.
+        """
         with self.store._read() as conn:
             for row in _stream(conn, batch, since_seq):
-                out.write(canonical_json(_to_record(row).to_json()) + b"\n")
-                count += 1
-        return count
+                yield canonical_json(_to_record(row).to_json()) + b"\n"
 
 
 def append_events(conn: Connection, events: Sequence[AuditEvent]) -> list[AuditRecord]:
@@ -462,6 +510,7 @@ __all__ = [
     "VerifyResult",
     "append_events",
     "canonical_json",
+    "parse_head",
     "record_hash",
     "state_digest",
 ]

@@ -363,9 +363,10 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     #: Hex SHA-256 of the canonical JSON of every other column.
     Column("hash", String(64), nullable=False),
+    # The only secondary index: "what happened to this model/run" is the auditor's common
+    # question. Every tracking write appends here, so each index costs every write; time
+    # ranges are seq ranges (``AuditLog.seq_before``) and actor filters scan (migration 0009).
     Index("ix_audit_log_resource_type_resource_id", "resource_type", "resource_id"),
-    Index("ix_audit_log_actor", "actor"),
-    Index("ix_audit_log_time", "time"),
 )
 
 # Tables kept in modules of their own, on the same metadata; imported last so that they

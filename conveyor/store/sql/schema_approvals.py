@@ -27,7 +27,8 @@ alias_policies = Table(
     Column("scope", String(32), primary_key=True),
     Column("alias", String(255), primary_key=True),
     Column("protected", Boolean, nullable=False),
-    #: JSON list of ``{"metric", "op", "value", "dataset"}`` thresholds.
+    #: JSON list of ``{"metric", "op", "value", "dataset"}`` thresholds; with evidence flags
+    #: that have no column (``require_reproducible``), ``{"thresholds": [...], flag: true}``.
     Column("metrics", Text, nullable=False),
     Column("require_model_card", Boolean, nullable=False),
     #: A pipeline step that must have succeeded in the run that produced the version.
