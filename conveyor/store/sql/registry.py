@@ -189,11 +189,9 @@ class SqlRegistryStore:
     ) -> Page[RegisteredModel]:
         """Registered models matching the filter (``name LIKE 'churn%'``, ``tags.team = 'x'``)."""
         v.check_max_results(max_results, MAX_MODEL_RESULTS)
-        offset = decode_page_token(page_token)
         query = registry_search.build_model_query(filter_string, order_by)
         with self.store._read() as conn:
-            ids = [row[0] for row in conn.execute(query.offset(offset).limit(max_results + 1))]
-            more, ids = len(ids) > max_results, ids[:max_results]
+            ids, next_token = _page_ids(conn, query, page_token, max_results)
             found = {
                 row["id"]: row
                 for row in conn.execute(
@@ -201,7 +199,7 @@ class SqlRegistryStore:
                 ).mappings()
             }
             items = _load_models(conn, [found[i] for i in ids])
-        return Page(items, encode_page_token(offset + max_results) if more else None)
+        return Page(items, next_token)
 
     # -- versions ----------------------------------------------------------------------------
 
@@ -394,13 +392,11 @@ class SqlRegistryStore:
     ) -> Page[ModelVersion]:
         """Live versions matching the filter (``name = 'churn' AND version_number > 2``)."""
         v.check_max_results(max_results, MAX_VERSION_RESULTS)
-        offset = decode_page_token(page_token)
         query = registry_search.build_version_query(filter_string, order_by)
         with self.store._read() as conn:
-            ids = [row[0] for row in conn.execute(query.offset(offset).limit(max_results + 1))]
-            more, ids = len(ids) > max_results, ids[:max_results]
+            ids, next_token = _page_ids(conn, query, page_token, max_results)
             items = _versions_by_id(conn, ids)
-        return Page(items, encode_page_token(offset + max_results) if more else None)
+        return Page(items, next_token)
 
     # -- aliases -----------------------------------------------------------------------------
 
@@ -683,3 +679,16 @@ def _audit(
         ),
         conn,
     )
+
+
+def _page_ids(
+    conn: Connection, query: Any, page_token: str | None, max_results: int
+) -> tuple[list[int], str | None]:
+    """One page of ids from an id query, and the token of the next page (None on the last).
+
+    One row more than asked tells whether a next page exists without counting.
+    """
+    offset = decode_page_token(page_token)
+    ids = [row[0] for row in conn.execute(query.offset(offset).limit(max_results + 1))]
+    more = len(ids) > max_results
+    return ids[:max_results], encode_page_token(offset + max_results) if more else None
