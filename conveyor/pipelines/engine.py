@@ -10,6 +10,7 @@ transactions, so recording costs little per step and a crash leaves a consistent
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import math
 import threading
@@ -455,7 +456,7 @@ class Engine:
             elif result.retryable and call.attempts <= node.spec.options.retries:
                 retry.append(call)
             else:
-                self._fail(node, _label(node, result) + (result.error or "failed"), result.traceback)
+                self._fail(node, _label(result) + (result.error or "failed"), result.traceback)
                 return
         if retry:
             self._schedule_retry(node, retry)
@@ -718,12 +719,10 @@ def _batch_size(count: int, slots: int) -> int:
 def _combine(keys: list[str]) -> str | None:
     if not keys:
         return None
-    import hashlib
-
     return hashlib.sha256("\0".join(keys).encode()).hexdigest()
 
 
-def _label(node: _Node, result: UnitResult) -> str:
+def _label(result: UnitResult) -> str:
     return "" if result.index is None else f"item {result.index}: "
 
 

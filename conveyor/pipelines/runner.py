@@ -278,7 +278,7 @@ def _execute(
     run_id = new_run_id()
     tracker = _tracking_store(settings, store)
     folder = Path(loaded.file).parent if loaded.file else None
-    tracking_run_id, experiment_id = _start_tracking(tracker, spec, run_id, folder)
+    tracking_run_id, experiment_id, tracking_tags = _start_tracking(tracker, spec, run_id, folder)
     tracking = TrackingContext(
         settings.tracking_uri or settings.resolved_database_url(), tracking_run_id, experiment_id
     )
@@ -301,7 +301,7 @@ def _execute(
         if tracker is not store:
             tracker.close()
         raise
-    record = _run_record(loaded, spec, options, executor, run_id, tracking_run_id)
+    record = _run_record(loaded, spec, options, executor, run_id, tracking_run_id, tracking_tags)
     records.create_run(record, engine.initial_records())
     if options.schedule_id is not None:
         _record_scheduled_run(store, options.schedule_id, run_id)
@@ -358,7 +358,7 @@ def _tracking_store(settings: Settings, records_store: SqlStore) -> TrackingStor
 
 def _start_tracking(
     store: TrackingStore, spec: PipelineSpec, run_id: str, folder: Path | None
-) -> tuple[str, str]:
+) -> tuple[str, str, dict[str, str]]:
     from conveyor.store.entities import Param
     from conveyor.tracking.context import source_tags
 
@@ -371,14 +371,19 @@ def _start_tracking(
     params = [Param(k, str(v)[:6000]) for k, v in spec.params.items()]
     for start in range(0, len(params), 100):
         store.log_batch(run.info.run_id, params=params[start : start + 100])
-    return run.info.run_id, experiment_id
+    return run.info.run_id, experiment_id, tags
 
 
 def _run_record(
-    loaded: Loaded, spec: PipelineSpec, options: _Options, executor: Executor, run_id: str, tracking: str
+    loaded: Loaded,
+    spec: PipelineSpec,
+    options: _Options,
+    executor: Executor,
+    run_id: str,
+    tracking: str,
+    tracking_tags: dict[str, str],
 ) -> PipelineRun:
-    folder = Path(loaded.file).parent if loaded.file else Path.cwd()
-    env = describe_environment(folder)
+    env = describe_environment(tracking_tags)
     return PipelineRun(
         id=run_id,
         pipeline=spec.name,

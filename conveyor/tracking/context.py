@@ -12,7 +12,7 @@ import platform
 import sys
 from pathlib import Path
 
-from conveyor.tracking.reproducibility import capture, record_tags, run_git
+from conveyor.tracking.reproducibility import capture, record_tags
 
 USER_TAG = "mlflow.user"
 SOURCE_NAME_TAG = "mlflow.source.name"
@@ -27,14 +27,6 @@ def current_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return os.environ.get("USER", "unknown")
-
-
-def git_state(folder: Path) -> tuple[str | None, bool | None]:
-    """The commit checked out around ``folder`` and whether tracked files have changes since."""
-    commit = run_git(["rev-parse", "HEAD"], folder)
-    if not commit:
-        return None, None
-    return commit, bool(run_git(["status", "--porcelain", "--untracked-files=no"], folder))
 
 
 def source_tags(folder: Path | None = None) -> dict[str, str]:
