@@ -20,6 +20,7 @@ import typer
 from conveyor.cli import _output as out
 from conveyor.cli._common import JsonFlag, TrackingUri, is_server_uri, open_service, resolve_uri
 from conveyor.errors import ConveyorError, InvalidInput, NotFound
+from conveyor.store.actor import acting_as, system_actor
 
 if TYPE_CHECKING:
     from conveyor.store.base import TrackingStore
@@ -52,8 +53,8 @@ def _collector(
     """The store to describe candidates with, and the function that purges them.
 
     Locally, the tracking service removes each run's artifacts and rows, one run at a
-    time so the progress bar moves per run; through a server, its ``/gc`` endpoint does
-    the same on the server's side in one call.
+    time so the progress bar moves per run, audited as the ``gc`` system job; through a
+    server, its ``/gc`` endpoint does the same on the server's side in one call.
     """
     settings, uri = resolve_uri(tracking_uri)
     if is_server_uri(uri):
@@ -73,7 +74,7 @@ def _collector(
         finally:
             rest.close()
         return
-    with open_service(tracking_uri) as service:
+    with open_service(tracking_uri) as service, acting_as(system_actor("gc")):
 
         def local(
             run_ids: list[str], cutoff: int | None, advance: Callable[[int], None]

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from conveyor.identity.context import RequestContext
 from conveyor.identity.permissions import ROLE_PERMISSIONS, Permission, Role, require
-from conveyor.identity.service import IdentityService, IssuedToken
-from conveyor.store.sql.identity import DEFAULT_WORKSPACE, ApiToken, Principal, PrincipalKind, RoleBinding
+from conveyor.identity.service import IdentityService, IssuedToken, check_name
+from conveyor.store.actor import DEFAULT_WORKSPACE
+from conveyor.store.sql.identity import ApiToken, Principal, PrincipalKind, RoleBinding
 
 __all__ = [
     "DEFAULT_WORKSPACE",
@@ -33,5 +34,6 @@ __all__ = [
     "RequestContext",
     "Role",
     "RoleBinding",
+    "check_name",
     "require",
 ]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conveyor.store.actor import AuditActor, local_actor
+from conveyor.store.actor import DEFAULT_WORKSPACE, AuditActor, local_actor
 from conveyor.store.sql.audit import ActorKind
-from conveyor.store.sql.identity import DEFAULT_WORKSPACE, Principal
+from conveyor.store.sql.identity import Principal
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from conveyor.errors import InvalidInput, Unauthenticated
 from conveyor.identity import credentials
 from conveyor.identity.context import RequestContext
-from conveyor.identity.permissions import Permission, Role, check_role, require
+from conveyor.identity.permissions import Permission, Role, check_role, permissions_of, require
+from conveyor.store.actor import DEFAULT_WORKSPACE
 from conveyor.store.base import now_ms
 from conveyor.store.sql.identity import (
-    DEFAULT_WORKSPACE,
     TOUCH_INTERVAL_MS,
     ApiToken,
     Principal,
@@ -79,7 +79,7 @@ class IdentityService:
         """Add a user, with a password for basic auth when one is given."""
         self._require_admin(ctx)
         principal = self.store.create_principal(
-            _check_name(name), PrincipalKind.USER, display_name, ctx.audit_actor()
+            check_name(name), PrincipalKind.USER, display_name, ctx.audit_actor()
         )
         if password is not None:
             self.set_password(name, password, ctx)
@@ -91,7 +91,7 @@ class IdentityService:
         """Add a service account: a principal for pipelines and CI, signing in with tokens only."""
         self._require_admin(ctx)
         return self.store.create_principal(
-            _check_name(name), PrincipalKind.SERVICE, display_name, ctx.audit_actor()
+            check_name(name), PrincipalKind.SERVICE, display_name, ctx.audit_actor()
         )
 
     def set_password(self, name: str, password: str, ctx: RequestContext) -> None:
@@ -146,7 +146,7 @@ class IdentityService:
 
     def create_workspace(self, name: str, ctx: RequestContext) -> None:
         self._require_admin(ctx)
-        self.store.create_workspace(_check_name(name), ctx.audit_actor())
+        self.store.create_workspace(check_name(name), ctx.audit_actor())
 
     def list_workspaces(self) -> list[str]:
         return self.store.list_workspaces()
@@ -155,13 +155,13 @@ class IdentityService:
         self, principal: str, role: str | Role, ctx: RequestContext, workspace: str = DEFAULT_WORKSPACE
     ) -> RoleBinding:
         """Give ``principal`` the role in ``workspace`` (a no-op if it holds it already)."""
-        self._require_admin(ctx)
+        self._require_admin(ctx, workspace)
         return self.store.grant(principal, workspace, check_role(role).value, ctx.audit_actor())
 
     def revoke(
         self, principal: str, role: str | Role, ctx: RequestContext, workspace: str = DEFAULT_WORKSPACE
     ) -> None:
-        self._require_admin(ctx)
+        self._require_admin(ctx, workspace)
         self.store.revoke_role(principal, workspace, check_role(role).value, ctx.audit_actor())
 
     def list_bindings(self, principal: str | None = None, workspace: str | None = None) -> list[RoleBinding]:
@@ -238,15 +238,19 @@ class IdentityService:
 
     # -- checks ----------------------------------------------------------------------------
 
-    def _require_admin(self, ctx: RequestContext) -> None:
+    def _require_admin(self, ctx: RequestContext, workspace: str = DEFAULT_WORKSPACE) -> None:
+        """Admins of ``default`` administer the server; a workspace's admins, its roles only."""
         if ctx.is_local:
             return
         if ctx.principal is None:
             raise Unauthenticated("Managing users, tokens and roles needs an authenticated admin.")
-        require(ctx.principal, Permission.ADMIN, ctx.workspace)
+        if Permission.ADMIN in permissions_of(ctx.principal, DEFAULT_WORKSPACE):
+            return
+        require(ctx.principal, Permission.ADMIN, workspace)
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
+    """``name`` if it may name a principal or a workspace; else InvalidInput saying the rule."""
     if not _NAME.fullmatch(name):
         raise InvalidInput(
             f"Invalid name {name!r}: letters, digits and _ . @ -, starting with a letter or digit, "

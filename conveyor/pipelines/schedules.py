@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from conveyor.store.actor import SYSTEM_ACTOR_ENV, acting_as, system_actor
 from conveyor.store.base import now_ms
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class SubprocessLauncher:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=None if self.env is None else dict(self.env),
+                env={**(os.environ if self.env is None else self.env), SYSTEM_ACTOR_ENV: _job(schedule)},
                 start_new_session=True,
             )
 
@@ -142,7 +143,9 @@ class Scheduler:
         self._reap()
         fired_at = now_ms() if now is None else now
         launched = []
-        for schedule in self.schedules.claim_due(fired_at):
+        with acting_as(system_actor("scheduler")):
+            due = self.schedules.claim_due(fired_at)
+        for schedule in due:
             log_path = self.log_dir / f"{schedule.name}-{_stamp(fired_at)}.log"
             try:
                 process = self.launcher(schedule, log_path)
@@ -190,6 +193,11 @@ class Scheduler:
                     launch.log_path,
                 )
         self.running = still_running
+
+
+def _job(schedule: Schedule) -> str:
+    """How the audit log names a scheduled run's actor."""
+    return f"schedule:{schedule.name}"
 
 
 def _stamp(ms: int) -> str:

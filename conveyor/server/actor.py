@@ -5,6 +5,11 @@
 request: the authenticated principal when there is one, else ``anonymous``; always the
 client's address and a request id (the client's ``X-Request-ID``, or a new one), which it
 echoes in the response so a caller can find the records its request left.
+
+The workspace of a request is its ``X-Conveyor-Workspace`` header, or ``X-MLFLOW-WORKSPACE``
+(what the ``mlflow`` client sends after ``mlflow.set_workspace`` or with
+``MLFLOW_WORKSPACE`` set), else ``default``. It reaches the store with the actor and
+scopes every query the request makes.
 """
 
 from __future__ import annotations
@@ -14,11 +19,15 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from conveyor.identity import RequestContext
+from conveyor.errors import ConveyorError
+from conveyor.identity import DEFAULT_WORKSPACE, RequestContext, check_name
+from conveyor.server.responses import JSON
 from conveyor.store.actor import acting_as
 
 #: Longest request id kept (the audit log's column); a longer client id is cut.
 MAX_REQUEST_ID = 100
+#: Request headers that name the workspace, first found wins.
+WORKSPACE_HEADERS = (b"x-conveyor-workspace", b"x-mlflow-workspace")
 
 
 class ActorMiddleware:
@@ -31,7 +40,11 @@ class ActorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        ctx = request_context(scope)
+        try:
+            ctx = request_context(scope)
+        except ConveyorError as exc:
+            await JSON(exc.to_json(), status_code=exc.http_status)(scope, receive, send)
+            return
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start" and ctx.request_id:
@@ -49,8 +62,24 @@ def request_context(scope: Scope) -> RequestContext:
         client = scope.get("client")
         header = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         ctx = RequestContext(
-            None, source=client[0] if client else None, request_id=header or uuid.uuid4().hex
+            None,
+            request_workspace(scope),
+            source=client[0] if client else None,
+            request_id=header or uuid.uuid4().hex,
         )
     if ctx.request_id and len(ctx.request_id) > MAX_REQUEST_ID:
         ctx = RequestContext(ctx.principal, ctx.workspace, ctx.source, ctx.request_id[:MAX_REQUEST_ID])
     return ctx
+
+
+def request_workspace(scope: Scope) -> str:
+    """The workspace the request names in a header, checked; ``default`` when none does.
+
+    Raises:
+        InvalidInput: the header holds no valid workspace name.
+    """
+    headers = dict(scope.get("headers") or [])
+    for name in WORKSPACE_HEADERS:
+        if value := headers.get(name, b"").decode("latin-1").strip():
+            return check_name(value)
+    return DEFAULT_WORKSPACE

@@ -65,7 +65,9 @@ def _include_approvals(app: FastAPI, service: TrackingService) -> None:
 
     if isinstance(service.store, SqlStore):
         registry = RegistryService(service.store, service.artifacts, allow_local_sources=False)
-        app.include_router(approvals_api.build_router(ApprovalService(registry)))
+        approvals = ApprovalService(registry)
+        app.include_router(approvals_api.build_router(approvals))
+        app.include_router(approvals_api.build_policy_router(approvals))
 
 
 def _include_audit(app: FastAPI, service: TrackingService) -> None:

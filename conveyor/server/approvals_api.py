@@ -1,4 +1,8 @@
-"""``/api/conveyor/v1/registry/approvals``: promotion requests and their decisions over HTTP.
+"""``/api/conveyor/v1/registry/approvals`` and ``…/policies``: four eyes over HTTP.
+
+Approvals are promotion requests and their decisions; policies say which aliases are
+protected and what evidence a request needs (``PUT`` needs ``admin``, checked by the
+service, since policies decide what the four eyes guard).
 
 Routes translate to :class:`~conveyor.registry.ApprovalService` calls and back. The
 caller is the request's :class:`~conveyor.identity.RequestContext` (left by the auth
@@ -13,10 +17,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from conveyor.errors import InvalidInput
 from conveyor.identity import RequestContext
-from conveyor.registry import ApprovalService
+from conveyor.registry import ApprovalService, MetricThreshold
 from conveyor.server.auth import APPROVALS_PREFIX
-from conveyor.server.requests import json_body, required, string
+from conveyor.server.requests import integer, json_body, required, string
+from conveyor.store.sql.approval_entities import DEFAULT_EXPIRY_HOURS
+
+POLICIES_PREFIX = "/api/conveyor/v1/registry/policies"
 
 
 def _ctx(request: Request) -> RequestContext:
@@ -65,3 +73,53 @@ def build_router(approvals: ApprovalService) -> APIRouter:
         return found.to_json()
 
     return router
+
+
+def build_policy_router(approvals: ApprovalService) -> APIRouter:
+    """Read and set alias policies; ``name`` may be ``*`` for every model."""
+    router = APIRouter(prefix=POLICIES_PREFIX, tags=["conveyor: approvals"])
+
+    @router.get("/{name}/{alias}", summary="The policy in force for a model's alias")
+    def get_policy(name: str, alias: str) -> dict[str, Any]:
+        return approvals.get_policy(name, alias).to_json()
+
+    @router.put("/{name}/{alias}", summary="Set what moving a model's alias needs (admin)")
+    async def set_policy(name: str, alias: str, request: Request) -> dict[str, Any]:
+        data = await json_body(request)
+        found = await run_in_threadpool(
+            lambda: approvals.set_policy(
+                name,
+                alias,
+                protected=_flag(data, "protected", default=True),
+                metrics=_thresholds(data),
+                require_model_card=_flag(data, "require_model_card"),
+                require_validation_step=string(data, "require_validation_step"),
+                require_reproducible=_flag(data, "require_reproducible"),
+                expiry_hours=integer(data, "expiry_hours", default=DEFAULT_EXPIRY_HOURS) or 0,
+                ctx=_ctx(request),
+            )
+        )
+        return found.to_json()
+
+    return router
+
+
+def _flag(data: dict[str, Any], field: str, *, default: bool = False) -> bool:
+    value = data.get(field, default)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"'{field}' must be true or false, got {value!r}")
+    return value
+
+
+def _thresholds(data: dict[str, Any]) -> list[MetricThreshold | str]:
+    """``metrics``: a list of ``"holdout/auc >= 0.8"`` strings or ``{metric, op, value, dataset}``."""
+    items = data.get("metrics", [])
+    if not isinstance(items, list):
+        raise InvalidInput(f"'metrics' must be a list of thresholds, got {type(items).__name__}")
+    return [MetricThreshold.from_json(i) if isinstance(i, dict) else _text(i) for i in items]
+
+
+def _text(item: object) -> str:
+    if not isinstance(item, str):
+        raise InvalidInput(f"A threshold is a string like 'holdout/auc >= 0.8' or an object, got {item!r}")
+    return item

@@ -2,8 +2,10 @@
 
 Only GET routes exist, so nobody can change the log through the API (a POST or DELETE is
 405); with authentication on, :class:`~conveyor.server.auth.AuthMiddleware` lets in only
-principals holding ``audit_read`` (the auditor and admin roles). The export streams JSON
-Lines straight from the database, so archiving a long log holds one batch in memory.
+principals holding ``audit_read`` (the auditor and admin roles). Records are those of the
+request's workspace; the export is the whole chain, so only the ``default`` workspace's
+auditors (the server's own) may take it. It streams JSON Lines straight from the
+database, so archiving a long log holds one batch in memory.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from conveyor.errors import InvalidInput
+from conveyor.errors import InvalidInput, PermissionDenied
 from conveyor.server.auth import AUDIT_PREFIX
+from conveyor.store.actor import DEFAULT_WORKSPACE, current_workspace
 from conveyor.store.sql.audit import AuditLog, parse_head
 
 #: Most records one page returns; page on with ``since_seq``.
@@ -57,6 +60,12 @@ def build_router(log: AuditLog) -> APIRouter:
 
     @router.get("/export", summary="The records after a cursor as JSON Lines, streamed")
     def export(since_seq: int = 0) -> StreamingResponse:
+        if current_workspace() != DEFAULT_WORKSPACE:
+            raise PermissionDenied(
+                "The audit export is the whole hash chain, across workspaces: only auditors of "
+                f"the '{DEFAULT_WORKSPACE}' workspace may take it. Read this workspace's records "
+                "at /records instead."
+            )
         return StreamingResponse(log.export_lines(since_seq), media_type="application/x-ndjson")
 
     return router

@@ -7,11 +7,12 @@ whose principal lacks the route's permission with 403 naming it. Bodies are MLfl
 ``{"error_code", "message"}``, so MLflow clients raise ``RestException`` with
 ``UNAUTHENTICATED`` / ``PERMISSION_DENIED``.
 
-Authorization is by route for now (:func:`required_permission`): reads need ``read``,
-mutations ``write``, the identity admin API ``admin``, the audit API ``audit_read`` (for
-any method, so a write attempt by a non-auditor is refused before it reaches the router's
-405), all in the ``default`` workspace,
-because tracking objects do not carry a workspace yet. The request's
+Each route needs one permission (:func:`required_permission`) in the request's workspace
+(:func:`~conveyor.server.actor.request_workspace`): reads need ``read``, mutations
+``write``, the identity admin API ``admin``, the audit API ``audit_read`` (for any
+method, so a write attempt by a non-auditor is refused before it reaches the router's
+405). What the request then sees is confined to that workspace by the store's queries
+(:mod:`conveyor.store.sql.scope`). The request's
 :class:`~conveyor.identity.RequestContext` is left in ``request.state.context`` for
 handlers and the audit log.
 
@@ -30,7 +31,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from conveyor.errors import ConveyorError, Unauthenticated
-from conveyor.identity import DEFAULT_WORKSPACE, IdentityService, Permission, RequestContext, require
+from conveyor.identity import IdentityService, Permission, RequestContext, require
+from conveyor.server.actor import request_workspace
 from conveyor.server.responses import JSON
 
 log = logging.getLogger("conveyor.server")
@@ -89,12 +91,13 @@ class AuthMiddleware:
     async def _context(self, request: Request) -> RequestContext:
         header = request.headers.get("authorization")
         principal = await anyio.to_thread.run_sync(self.identity.authenticate, header)
+        workspace = request_workspace(request.scope)
         permission = required_permission(request.method, request.url.path)
         if permission is not None:
-            require(principal, permission, DEFAULT_WORKSPACE)
+            require(principal, permission, workspace)
         return RequestContext(
             principal,
-            DEFAULT_WORKSPACE,
+            workspace,
             source=request.client.host if request.client else None,
             request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
         )

@@ -4,7 +4,8 @@ Not a second storage engine: every call is one HTTP request to ``/api/conveyor/v
 kept-alive connection (MLflow #1867: a TLS handshake per call). Transient failures —
 connection errors, 429 and 503 — are retried with exponential backoff; errors the
 server reports come back as the same ``ConveyorError`` subclass it raised. Given a
-token, every request carries ``Authorization: Bearer <token>`` (servers run with ``--auth``).
+token, every request carries ``Authorization: Bearer <token>`` (servers run with ``--auth``),
+and with ``CONVEYOR_WORKSPACE`` set, ``X-Conveyor-Workspace`` names the workspace to work in.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import orjson
 
 from conveyor.errors import BackendUnavailable, ConveyorError, error_from_json
 from conveyor.store import codec
+from conveyor.store.actor import current_workspace
 from conveyor.store.base import TrackingStore
 from conveyor.store.entities import (
     ArtifactRecord,
@@ -66,7 +68,9 @@ class RestStore(TrackingStore):
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
-            headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+            if workspace := current_workspace():
+                headers["X-Conveyor-Workspace"] = workspace
             self._client = httpx.Client(
                 base_url=self.base_url, timeout=self.timeout, transport=self.transport, headers=headers
             )

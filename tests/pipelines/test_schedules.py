@@ -31,6 +31,7 @@ from conveyor.pipelines.schedules import (
     run_command,
     run_environment,
 )
+from conveyor.store.sql.audit import AuditLog
 from conveyor.store.sql.schedules import Schedule, ScheduleStore, next_fire_time, open_schedule_store
 
 MINUTE = 60_000
@@ -332,6 +333,24 @@ def test_tick_starts_a_real_process_with_its_output_in_the_log(
     log = launch.log_path.read_text()
     assert log.startswith(f"$ {sys.executable} -c ")
     assert f"ran {created.schedule_id}" in log
+
+
+def test_scheduled_work_is_audited_as_the_system_jobs_that_did_it(
+    schedules: ScheduleStore, tmp_path: Path
+) -> None:
+    """The claim is the scheduler's; the run it launches acts as ``schedule:<name>``."""
+    created = every_minute(schedules)
+
+    def command(schedule: Schedule) -> list[str]:
+        code = "import os, sys; open(sys.argv[1], 'w').write(os.environ['CONVEYOR_SYSTEM_ACTOR'])"
+        return [sys.executable, "-c", code, str(tmp_path / "actor")]
+
+    scheduler = Scheduler(schedules, tmp_path / "logs", SubprocessLauncher(command))
+    finished(scheduler.tick(now=T0 + MINUTE))
+    assert (tmp_path / "actor").read_text() == "schedule:churn"
+    [claim] = AuditLog(schedules.store).read(resource_id=created.schedule_id, action="schedule.fire")
+    assert claim.actor_kind == "system"
+    assert claim.actor.startswith("scheduler (as ")
 
 
 def test_a_scheduler_back_from_downtime_launches_once(schedules: ScheduleStore, tmp_path: Path) -> None:

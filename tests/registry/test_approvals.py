@@ -249,3 +249,35 @@ def set_repro_tags(registry: RegistryService, version: ModelVersion, record: Rep
     assert version.run_id is not None
     for key, value in record_tags(record).items():
         registry.store.set_tag(version.run_id, Tag(key, value))
+
+
+def test_policies_over_rest_need_admin_to_change_and_validate_their_body(
+    tmp_path: Path, model_dir: Path, name: str
+) -> None:
+    service = TrackingService.from_settings(
+        Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", artifact_root=str(tmp_path / "art"))
+    )
+    registry = RegistryService(service.store, service.artifacts)
+    trained_version(registry, name, model_dir, 0.95)
+    identity, local = IdentityService.for_store(service.store), RequestContext.local()
+    headers = {}
+    for user, role in [("ana", Role.CONTRIBUTOR), ("root", Role.ADMIN)]:
+        identity.create_user(user, local)
+        identity.grant(user, role, local)
+        headers[user] = {"Authorization": f"Bearer {identity.issue_token(user, local).secret}"}
+    url = f"/api/conveyor/v1/registry/policies/{name}/champion"
+    body = {"metrics": ["holdout/accuracy >= 0.9"], "require_reproducible": True, "expiry_hours": 24}
+    with TestClient(create_app(Settings(auth=True), service=service)) as client:
+        assert client.get(url, headers=headers["ana"]).json()["protected"] is True  # built in
+        refused = client.put(url, json=body, headers=headers["ana"])
+        assert refused.status_code == 403
+        assert "'admin' permission" in refused.json()["message"]
+        bad = client.put(url, json={**body, "require_reproducible": "yes"}, headers=headers["root"])
+        assert bad.status_code == 400
+        assert "'require_reproducible' must be true or false" in bad.json()["message"]
+        stored = client.put(url, json=body, headers=headers["root"])
+        assert stored.status_code == 200, stored.text
+    policy = ApprovalService(registry).get_policy(name, "champion")
+    assert (policy.require_reproducible, policy.expiry_hours) == (True, 24)
+    assert [(m.metric, m.op, m.value) for m in policy.metrics] == [("holdout/accuracy", ">=", 0.9)]
+    service.store.close()

@@ -178,7 +178,7 @@ def test_0009_drops_audit_indexes_and_keeps_records_and_triggers(
         assert names == {"ix_audit_log_resource_type_resource_id"}
     with pytest.raises(sa_exc.DBAPIError, match="append-only"), engine.begin() as conn:
         conn.exec_driver_sql("UPDATE audit_log SET actor = 'mallory'")
-    store = SqlStore(url).open(upgrade=False)
+    store = SqlStore(url).open()  # to head, which a downgrade then unwinds as well
     assert AuditLog(store).verify().records == 1
     store.close()
     with engine.connect() as conn:
@@ -199,3 +199,60 @@ def test_outdated_schema_without_upgrade_names_the_command(tmp_path: Path) -> No
         conn.commit()
     with pytest.raises(BackendUnavailable, match="conveyor db upgrade"):
         SqlStore(url).open(upgrade=False)
+
+
+def test_0010_puts_existing_data_in_the_default_workspace_and_downgrades_without_loss(
+    tmp_path: Path,
+) -> None:
+    """Old experiments join ``default``; the SQLite downgrade rebuilds ``experiments`` without
+    cascading the rebuild's DROP into the runs that point at it."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        command.upgrade(migrations.alembic_config(conn), "0009")
+        conn.exec_driver_sql(
+            "INSERT INTO runs (id, run_uuid, experiment_id, name, user_id, status, start_time, "
+            "artifact_uri, lifecycle_stage) VALUES (7, 'a1b2c3', 0, 'old', 'ana', 'FINISHED', 5, "
+            "'mlflow-artifacts:/0/a1b2c3/artifacts', 'active')"
+        )
+        conn.commit()
+        command.upgrade(migrations.alembic_config(conn), "0010")
+        conn.commit()
+        assert conn.exec_driver_sql("SELECT workspace FROM experiments").scalars().all() == ["default"]
+        command.downgrade(migrations.alembic_config(conn), "0009")
+        conn.commit()
+        assert "workspace" not in {c["name"] for c in inspect(conn).get_columns("experiments")}
+        assert conn.exec_driver_sql("SELECT run_uuid FROM runs").scalars().all() == ["a1b2c3"]
+    engine.dispose()
+
+
+def test_0011_moves_require_reproducible_out_of_the_metrics_json(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    engine = create_engine(url)
+    folded = (
+        '{"thresholds": [{"metric": "holdout/auc", "op": ">=", "value": 0.8}], "require_reproducible": true}'
+    )
+    with engine.connect() as conn:
+        command.upgrade(migrations.alembic_config(conn), "0010")
+        for alias, metrics in [("champion", folded), ("production", "[]")]:
+            conn.exec_driver_sql(
+                "INSERT INTO alias_policies (scope, alias, protected, metrics, require_model_card, "
+                "expiry_hours, updated_by, updated_at) "
+                f"VALUES ('*', '{alias}', 1, '{metrics}', 0, 72, 'ana', 1)"
+            )
+        conn.commit()
+        command.upgrade(migrations.alembic_config(conn), "0011")
+        conn.commit()
+        rows = dict(conn.exec_driver_sql("SELECT alias, require_reproducible FROM alias_policies").all())
+        assert rows == {"champion": 1, "production": 0}
+        metrics = conn.exec_driver_sql(
+            "SELECT metrics FROM alias_policies WHERE alias = 'champion'"
+        ).scalar_one()
+        assert metrics == '[{"metric": "holdout/auc", "op": ">=", "value": 0.8}]'
+        command.downgrade(migrations.alembic_config(conn), "0010")
+        conn.commit()
+        restored = conn.exec_driver_sql(
+            "SELECT metrics FROM alias_policies WHERE alias = 'champion'"
+        ).scalar_one()
+        assert '"require_reproducible": true' in restored
+    engine.dispose()

@@ -16,7 +16,7 @@ from conveyor.server.mlflow_api.wire import ok
 CAPABILITIES = {
     # MLflow names its own back ends here (FileStore, SqlStore); Conveyor is neither.
     "store_type": None,
-    "workspaces_enabled": False,
+    "workspaces_enabled": True,
     "trace_archival_enabled": False,
     "multipart_uploads_enabled": False,
     "multipart_downloads_enabled": False,

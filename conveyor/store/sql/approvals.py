@@ -23,6 +23,7 @@ from conveyor.store.base import now_ms
 from conveyor.store.sql import schema as s
 from conveyor.store.sql import schema_approvals as a
 from conveyor.store.sql import schema_registry as r
+from conveyor.store.sql import scope
 from conveyor.store.sql.approval_entities import (
     ALL_MODELS,
     AliasPolicy,
@@ -121,6 +122,8 @@ class SqlApprovalStore:
         """Requests, newest first, optionally of one status or model (by its current name)."""
         table = a.approval_requests
         query = select(table).order_by(table.c.requested_at.desc(), table.c.id).limit(limit)
+        if in_workspace := scope.workspace_is(r.registered_models.c.workspace):
+            query = query.where(table.c.model_id.in_(select(r.registered_models.c.id).where(*in_workspace)))
         if status is not None:
             query = query.where(table.c.status == status.value)
         with self.store._read() as conn:
@@ -294,15 +297,14 @@ def _stored_policy(conn: Connection, scope: str, model: str, alias: str) -> Alia
 
 
 def _policy(model: str, row: Any) -> AliasPolicy:
-    thresholds, extra = _read_metrics(row["metrics"])
     return AliasPolicy(
         model=model,
         alias=row["alias"],
         protected=bool(row["protected"]),
-        metrics=tuple(MetricThreshold.from_json(m) for m in thresholds),
+        metrics=tuple(MetricThreshold.from_json(m) for m in json.loads(row["metrics"])),
         require_model_card=bool(row["require_model_card"]),
         require_validation_step=row["require_validation_step"],
-        require_reproducible=bool(extra.get("require_reproducible", False)),
+        require_reproducible=bool(row["require_reproducible"]),
         expiry_hours=row["expiry_hours"],
         updated_by=row["updated_by"],
         updated_at=row["updated_at"],
@@ -312,8 +314,9 @@ def _policy(model: str, row: Any) -> AliasPolicy:
 def _policy_values(policy: AliasPolicy, actor: str, now: int) -> dict[str, Any]:
     return {
         "protected": policy.protected,
-        "metrics": _metrics_json(policy),
+        "metrics": json.dumps(policy.to_json()["metrics"]),
         "require_model_card": policy.require_model_card,
+        "require_reproducible": policy.require_reproducible,
         "require_validation_step": policy.require_validation_step,
         "expiry_hours": policy.expiry_hours,
         "updated_by": actor,
@@ -321,30 +324,10 @@ def _policy_values(policy: AliasPolicy, actor: str, now: int) -> dict[str, Any]:
     }
 
 
-def _metrics_json(policy: AliasPolicy) -> str:
-    """The ``metrics`` column: the thresholds, plus evidence flags that have no column.
-
-    Without such a flag it stays the list it always was, so rows written before the flags
-    existed and rows without them read the same. Flags wait for a migration to get columns.
-    """
-    thresholds = policy.to_json()["metrics"]
-    if not policy.require_reproducible:
-        return json.dumps(thresholds)
-    return json.dumps({"thresholds": thresholds, "require_reproducible": True})
-
-
-def _read_metrics(text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The thresholds and flags :func:`_metrics_json` wrote."""
-    data = json.loads(text)
-    if isinstance(data, list):
-        return data, {}
-    return list(data.get("thresholds", [])), data
-
-
 def _model(conn: Connection, name: str) -> RowMapping:
-    row = (
-        conn.execute(select(r.registered_models).where(r.registered_models.c.name == name)).mappings().first()
-    )
+    table = r.registered_models
+    query = select(table).where(table.c.name == name, *scope.workspace_is(table.c.workspace))
+    row = conn.execute(query).mappings().first()
     if row is None:
         raise NotFound(f"Registered Model with name={name} not found")
     return row

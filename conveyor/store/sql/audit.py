@@ -35,9 +35,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
-from sqlalchemy import Connection, Row, func, insert, select
+from sqlalchemy import Connection, Row, func, insert, or_, select
 
 from conveyor.errors import InvalidInput
+from conveyor.store.actor import DEFAULT_WORKSPACE, current_workspace
 from conveyor.store.base import now_ms
 from conveyor.store.sql import schema as s
 
@@ -255,7 +256,7 @@ class AuditLog:
         if since_time is not None:
             since_seq = max(since_seq, self.seq_before(since_time))
         table = s.audit_log
-        query = select(table).where(table.c.seq > since_seq).limit(limit)
+        query = select(table).where(table.c.seq > since_seq, *_workspace_scope(table)).limit(limit)
         wanted = {
             "resource_type": resource_type,
             "resource_id": resource_id,
@@ -514,3 +515,17 @@ __all__ = [
     "record_hash",
     "state_digest",
 ]
+
+
+def _workspace_scope(table: Any) -> list[Any]:
+    """A reader confined to a workspace sees its records; ``default`` also gets the local ones.
+
+    Records of commands run on the database itself carry no workspace; they belong to the
+    server's own administration, which the ``default`` workspace's auditors oversee.
+    """
+    workspace = current_workspace()
+    if workspace is None:
+        return []
+    if workspace == DEFAULT_WORKSPACE:
+        return [or_(table.c.workspace == workspace, table.c.workspace.is_(None))]
+    return [table.c.workspace == workspace]

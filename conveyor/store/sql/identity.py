@@ -26,8 +26,6 @@ from conveyor.store.sql import schema_identity as t
 from conveyor.store.sql.audit import AuditEvent, AuditLog
 from conveyor.store.sql.store import SqlStore
 
-#: The workspace every object belongs to until objects carry workspaces of their own.
-DEFAULT_WORKSPACE = "default"
 #: ``last_used_at`` is written at most this often per token (ms).
 TOUCH_INTERVAL_MS = 60_000
 

@@ -18,10 +18,11 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, Connection, RowMapping, Select, func, select, tuple_
+from sqlalchemy import ColumnElement, Connection, RowMapping, Select, and_, func, select, tuple_
 
 from conveyor.errors import ArtifactNotFound, ConveyorError, InvalidInput, NotFound
 from conveyor.store.sql import schema as s
+from conveyor.store.sql import scope
 from conveyor.store.sql.rows import IN_CHUNK
 from conveyor.store.sql.store import SqlStore
 
@@ -137,11 +138,13 @@ class LineageStore:
                 message lists them), or a hex prefix is shorter than 8 characters.
             ArtifactNotFound: nothing matches.
         """
-        table = s.pipeline_artifacts
+        table, runs = s.pipeline_artifacts, s.pipeline_runs
+        in_workspace = scope.workspace_is(runs.c.workspace)
+        visible = [table.c.run_id.in_(select(runs.c.id).where(*in_workspace))] if in_workspace else []
         with self.store._read() as conn:
-            found = _first_use_per_hash(conn, table.c.path == ref)
+            found = _first_use_per_hash(conn, and_(table.c.path == ref, *visible))
             if not found and _HEX.fullmatch(ref) and len(ref) >= MIN_SHA_PREFIX:
-                found = _first_use_per_hash(conn, _has_prefix(ref.lower()))
+                found = _first_use_per_hash(conn, and_(_has_prefix(ref.lower()), *visible))
         if len(found) != 1:
             raise _no_single_match(ref, found)
         return found[0]
@@ -156,7 +159,10 @@ class LineageStore:
     def runs(self, run_ids: Collection[str]) -> dict[str, PipelineRunSummary]:
         """The pipeline runs among ``run_ids`` that exist, by id (unknown ids are left out)."""
         table = s.pipeline_runs
-        rows = self._fetch(list(run_ids), lambda part: select(*_RUN_COLUMNS).where(table.c.id.in_(part)))
+        visible = scope.workspace_is(table.c.workspace)
+        rows = self._fetch(
+            list(run_ids), lambda part: select(*_RUN_COLUMNS).where(table.c.id.in_(part), *visible)
+        )
         return {r["run_id"]: PipelineRunSummary(**r) for r in rows}
 
     # -- steps ---------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from conveyor.store.entities import LifecycleStage, Page, Param, Tag
 from conveyor.store.names import generate_run_name
 from conveyor.store.sql import audit_hooks as audit
 from conveyor.store.sql import schema as s
+from conveyor.store.sql import scope
 from conveyor.store.sql.rows import IN_CHUNK
 from conveyor.store.sql.store import SqlStore, decode_page_token, encode_page_token
 
@@ -186,7 +187,8 @@ class SqlLoggedModelStore:
         """``(model_id, artifact_location)`` of soft-deleted models (deleted before the cutoff), for gc."""
         table = s.logged_models
         query = select(table.c.model_id, table.c.artifact_location).where(
-            table.c.lifecycle_stage == LifecycleStage.DELETED.value
+            table.c.lifecycle_stage == LifecycleStage.DELETED.value,
+            *scope.experiment_visible(table.c.experiment_id),
         )
         if older_than_ms is not None:
             query = query.where(table.c.last_updated_time < older_than_ms)
@@ -272,7 +274,9 @@ class SqlLoggedModelStore:
         with self.store._read() as conn:
             found = conn.execute(
                 select(table).where(
-                    table.c.experiment_id.in_(ids), table.c.lifecycle_stage == LifecycleStage.ACTIVE.value
+                    table.c.experiment_id.in_(ids),
+                    table.c.lifecycle_stage == LifecycleStage.ACTIVE.value,
+                    *scope.experiment_visible(table.c.experiment_id),
                 )
             ).mappings()
             models = [m for m in _load(conn, list(found)) if node is None or _matches(node, m)]
@@ -375,7 +379,13 @@ def _dialect_insert(conn: Connection, table: Table) -> sqlite.Insert | postgresq
 
 def _active_experiment_location(conn: Connection, experiment_id: str) -> str:
     row = (
-        conn.execute(select(s.experiments).where(s.experiments.c.id == int(experiment_id))).mappings().first()
+        conn.execute(
+            select(s.experiments).where(
+                s.experiments.c.id == int(experiment_id), *scope.workspace_is(s.experiments.c.workspace)
+            )
+        )
+        .mappings()
+        .first()
     )
     if row is None:
         raise ExperimentNotFound(f"No Experiment with id={experiment_id} exists")
@@ -385,7 +395,7 @@ def _active_experiment_location(conn: Connection, experiment_id: str) -> str:
 
 
 def _run_pk(conn: Connection, run_id: str) -> int:
-    pk = conn.execute(select(s.runs.c.id).where(s.runs.c.run_uuid == run_id)).scalar()
+    pk = conn.execute(select(s.runs.c.id).where(s.runs.c.run_uuid == run_id, *scope.runs_visible())).scalar()
     if pk is None:
         raise RunNotFound(f"Run with id={run_id} not found")
     return int(pk)
@@ -393,7 +403,9 @@ def _run_pk(conn: Connection, run_id: str) -> int:
 
 def _active_run_pk(conn: Connection, run_id: str) -> int:
     row = conn.execute(
-        select(s.runs.c.id, s.runs.c.lifecycle_stage).where(s.runs.c.run_uuid == run_id)
+        select(s.runs.c.id, s.runs.c.lifecycle_stage).where(
+            s.runs.c.run_uuid == run_id, *scope.runs_visible()
+        )
     ).first()
     if row is None:
         raise RunNotFound(f"Run with id={run_id} not found")
@@ -408,7 +420,10 @@ def _model_row(conn: Connection, model_id: str, *, allow_deleted: bool = False) 
     if not isinstance(model_id, str) or not model_id:
         raise InvalidInput(f"Invalid logged model id {model_id!r}")
     table = s.logged_models
-    row = conn.execute(select(table).where(table.c.model_id == model_id)).mappings().first()
+    query = select(table).where(
+        table.c.model_id == model_id, *scope.experiment_visible(table.c.experiment_id)
+    )
+    row = conn.execute(query).mappings().first()
     if row is None or (not allow_deleted and row["lifecycle_stage"] != LifecycleStage.ACTIVE):
         raise NotFound(f"Logged model with ID '{model_id}' not found.")
     return row

@@ -20,8 +20,10 @@ import orjson
 from sqlalchemy import Compiled, Connection, RowMapping, bindparam, delete, insert, select, update
 
 from conveyor.errors import InvalidInput, NotFound
+from conveyor.store.actor import DEFAULT_WORKSPACE, workspace_for_new_objects
 from conveyor.store.sql import audit_hooks as audit
 from conveyor.store.sql import schema as s
+from conveyor.store.sql import scope
 from conveyor.store.sql.rows import IN_CHUNK
 from conveyor.store.sql.store import SqlStore
 
@@ -82,6 +84,8 @@ class PipelineRun:
     git_dirty: bool | None = None
     end_time: int | None = None
     error: str | None = None
+    #: Set by the store when the run is created: the creator's workspace.
+    workspace: str = DEFAULT_WORKSPACE
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,8 @@ class PipelineRecords:
     def create_run(self, run: PipelineRun, steps: Sequence[StepRecord]) -> None:
         """Insert the run and every step row (normally PENDING) in one transaction."""
         with self.store._write() as conn:
-            conn.execute(insert(s.pipeline_runs).values(_run_values(run)))
+            values = {**_run_values(run), "workspace": workspace_for_new_objects()}
+            conn.execute(insert(s.pipeline_runs).values(values))
             if steps:
                 conn.execute(insert(s.pipeline_steps), [_step_values(step) for step in steps])
             after = {
@@ -218,7 +223,13 @@ class PipelineRecords:
         self, pipeline: str | None = None, status: str | None = None, limit: int = 50
     ) -> list[PipelineRun]:
         """Newest first."""
-        query = select(s.pipeline_runs).order_by(s.pipeline_runs.c.start_time.desc()).limit(limit)
+        table = s.pipeline_runs
+        query = (
+            select(table)
+            .where(*scope.workspace_is(table.c.workspace))
+            .order_by(table.c.start_time.desc())
+            .limit(limit)
+        )
         if pipeline is not None:
             query = query.where(s.pipeline_runs.c.pipeline == pipeline)
         if status is not None:
@@ -306,7 +317,8 @@ class PipelineRecords:
         table = s.pipeline_runs
         if not isinstance(run_id, str) or not run_id:
             raise InvalidInput("A pipeline run id is required")
-        row = conn.execute(select(table).where(table.c.id == run_id)).mappings().first()
+        visible = scope.workspace_is(table.c.workspace)
+        row = conn.execute(select(table).where(table.c.id == run_id, *visible)).mappings().first()
         if row is not None:
             return row
         if len(run_id) < MIN_PREFIX:
@@ -315,7 +327,7 @@ class PipelineRecords:
             )
         escaped = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = (
-            conn.execute(select(table).where(table.c.id.like(f"{escaped}%", escape="\\")).limit(5))
+            conn.execute(select(table).where(table.c.id.like(f"{escaped}%", escape="\\"), *visible).limit(5))
             .mappings()
             .all()
         )

@@ -23,10 +23,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from conveyor.errors import AlreadyExists, InvalidInput, NotFound
 from conveyor.store import validation as v
+from conveyor.store.actor import workspace_for_new_objects
 from conveyor.store.base import now_ms
 from conveyor.store.entities import Page
 from conveyor.store.sql import registry_aliases as aliases
-from conveyor.store.sql import registry_search
+from conveyor.store.sql import registry_search, scope
 from conveyor.store.sql import schema_registry as r
 from conveyor.store.sql.audit import ActorKind, AuditEvent, AuditLog
 from conveyor.store.sql.registry_entities import (
@@ -91,6 +92,7 @@ class SqlRegistryStore:
                         name=name,
                         description=description,
                         owner=owner or actor,
+                        workspace=workspace_for_new_objects(),
                         creation_time=now,
                         last_updated_time=now,
                     )
@@ -521,7 +523,8 @@ def _exists(name: str) -> AlreadyExists:
 
 
 def _model_row(conn: Connection, name: str, *, lock: bool = False, missing_ok: bool = False) -> Any:
-    query = select(r.registered_models).where(r.registered_models.c.name == name)
+    table = r.registered_models
+    query = select(table).where(table.c.name == name, *scope.workspace_is(table.c.workspace))
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
     row = conn.execute(query).mappings().first()

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select
 
 from conveyor.store import search as q
 from conveyor.store.sql import schema_registry as r
+from conveyor.store.sql import scope
 from conveyor.store.sql.search import _child_exists, _compare, _directed
 
 #: MLflow clients add ``tag.`mlflow.prompt.is_prompt` != 'true'`` to every registered-model
@@ -58,7 +59,7 @@ def build_model_query(filter_string: str | None, order_by: Sequence[str] | None)
     node = q.parse_registered_model_filter(filter_string)
     keys = q.parse_registered_model_order_by(order_by)
     table = r.registered_models
-    query = select(table.c.id)
+    query = select(table.c.id).where(*scope.workspace_is(table.c.workspace))
     if node is not None:
         query = query.where(_clause(node, _MODEL_COLUMNS, r.registered_model_tags, table.c.id, "model_id"))
     clauses = [_directed(_MODEL_COLUMNS[k.key], k.ascending) for k in keys]
@@ -75,7 +76,7 @@ def build_version_query(filter_string: str | None, order_by: Sequence[str] | Non
     query = (
         select(versions.c.id)
         .select_from(versions.join(models, models.c.id == versions.c.model_id))
-        .where(versions.c.deleted == false())
+        .where(versions.c.deleted == false(), *scope.workspace_is(models.c.workspace))
     )
     if node is not None:
         query = query.where(

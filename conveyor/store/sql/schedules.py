@@ -196,7 +196,14 @@ class ScheduleStore:
         # One transaction, rows in name order: concurrent claimers on PostgreSQL lock the rows
         # in the same order, so one waits for the other instead of deadlocking.
         with self.store._write() as conn:
-            return [claimed for schedule in due if (claimed := _claim(conn, schedule, now)) is not None]
+            claimed = [won for schedule in due if (won := _claim(conn, schedule, now)) is not None]
+            fired = [
+                audit.event("schedule.fire", "schedule", c.schedule_id, details={"name": c.name, "at": now})
+                for c in claimed
+            ]
+            if fired:
+                audit.record_many(conn, fired)
+            return claimed
 
     def record_run(self, schedule_id: str, run_id: str) -> None:
         """Remember which pipeline run the schedule's latest trigger started.

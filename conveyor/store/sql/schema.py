@@ -30,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 NAMING = {
@@ -49,6 +50,8 @@ experiments = Table(
     Column("id", IdType, primary_key=True, autoincrement=True),
     Column("name", String(500), nullable=False, unique=True),
     Column("artifact_location", Text, nullable=False),
+    #: The unit of isolation: runs, metrics and artifacts belong to the experiment's workspace.
+    Column("workspace", String(250), nullable=False, server_default=text("'default'"), index=True),
     Column("lifecycle_stage", String(20), nullable=False),
     Column("creation_time", BigInteger, nullable=False),
     Column("last_update_time", BigInteger, nullable=False),
@@ -246,6 +249,7 @@ pipeline_runs = Table(
     Column("start_time", BigInteger, nullable=False),
     Column("end_time", BigInteger, nullable=True),
     Column("error", Text, nullable=True),
+    Column("workspace", String(250), nullable=False, server_default=text("'default'"), index=True),
     Index("ix_pipeline_runs_pipeline_start_time", "pipeline", "start_time"),
 )
 

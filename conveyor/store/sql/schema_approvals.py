@@ -15,7 +15,7 @@ Design notes:
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text, false
 
 from conveyor.store.sql.schema import IdType, metadata
 
@@ -27,10 +27,11 @@ alias_policies = Table(
     Column("scope", String(32), primary_key=True),
     Column("alias", String(255), primary_key=True),
     Column("protected", Boolean, nullable=False),
-    #: JSON list of ``{"metric", "op", "value", "dataset"}`` thresholds; with evidence flags
-    #: that have no column (``require_reproducible``), ``{"thresholds": [...], flag: true}``.
+    #: JSON list of ``{"metric", "op", "value", "dataset"}`` thresholds.
     Column("metrics", Text, nullable=False),
     Column("require_model_card", Boolean, nullable=False),
+    #: The source run's reproducibility grade must be A (clean tree, pinned environment).
+    Column("require_reproducible", Boolean, nullable=False, server_default=false()),
     #: A pipeline step that must have succeeded in the run that produced the version.
     Column("require_validation_step", String(250), nullable=True),
     #: Hours after which a pending request expires.

@@ -53,6 +53,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from conveyor.store import search as ast
 from conveyor.store.search import Comparison, Entity, Node, Op, OrderKey
 from conveyor.store.sql import schema as s
+from conveyor.store.sql import scope
 
 __all__ = ["build_experiment_query", "build_run_count", "build_run_query"]
 
@@ -297,7 +298,11 @@ def _in(column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool
 
 
 def _run_scope(experiment_ids: Sequence[int], stages: Sequence[str]) -> list[ColumnElement[bool]]:
-    return [_in(s.runs.c.experiment_id, list(experiment_ids)), _in(s.runs.c.lifecycle_stage, list(stages))]
+    return [
+        _in(s.runs.c.experiment_id, list(experiment_ids)),
+        _in(s.runs.c.lifecycle_stage, list(stages)),
+        *scope.runs_visible(),
+    ]
 
 
 # -- ordering -------------------------------------------------------------------------------
@@ -419,7 +424,9 @@ def build_experiment_query(
         OrderKey(Entity.ATTRIBUTE, "creation_time", ascending=False),
         OrderKey(Entity.ATTRIBUTE, "experiment_id", ascending=True),
     ]
-    query = select(s.experiments.c.id).where(_in(s.experiments.c.lifecycle_stage, list(stages)))
+    query = select(s.experiments.c.id).where(
+        _in(s.experiments.c.lifecycle_stage, list(stages)), *scope.workspace_is(s.experiments.c.workspace)
+    )
     if node is not None:
         query = query.where(_experiment_clause(node))
     clauses = [_directed(_EXPERIMENT_COLUMNS[k.key], k.ascending) for k in keys]

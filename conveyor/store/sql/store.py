@@ -28,6 +28,7 @@ from conveyor.errors import (
     NotFound,
     RunNotFound,
 )
+from conveyor.store.actor import workspace_for_new_objects
 from conveyor.store.base import DEFAULT_EXPERIMENT_ID, MANAGED_ARTIFACT_SCHEME, TrackingStore, now_ms
 from conveyor.store.entities import (
     ArtifactRecord,
@@ -45,7 +46,7 @@ from conveyor.store.entities import (
 )
 from conveyor.store.names import generate_run_name
 from conveyor.store.sql import audit_hooks as audit
-from conveyor.store.sql import migrations, rows
+from conveyor.store.sql import migrations, rows, scope
 from conveyor.store.sql import schema as s
 from conveyor.store.sql import search as sql_search
 from conveyor.store.sql.engine import create_engines, ensure_parent_folder, translate_errors
@@ -121,6 +122,7 @@ class SqlStore(TrackingStore):
                 result = conn.execute(
                     insert(s.experiments).values(
                         name=name,
+                        workspace=workspace_for_new_objects(),
                         artifact_location=artifact_location or "",
                         lifecycle_stage=LifecycleStage.ACTIVE,
                         creation_time=created,
@@ -147,7 +149,11 @@ class SqlStore(TrackingStore):
 
     def _experiment_row(self, conn: Connection, experiment_id: str) -> RowMapping:
         row = (
-            conn.execute(select(s.experiments).where(s.experiments.c.id == int(experiment_id)))
+            conn.execute(
+                select(s.experiments).where(
+                    s.experiments.c.id == int(experiment_id), *scope.workspace_is(s.experiments.c.workspace)
+                )
+            )
             .mappings()
             .first()
         )
@@ -157,7 +163,10 @@ class SqlStore(TrackingStore):
 
     @staticmethod
     def _experiment_row_by_name(conn: Connection, name: str) -> RowMapping | None:
-        return conn.execute(select(s.experiments).where(s.experiments.c.name == name)).mappings().first()
+        query = select(s.experiments).where(
+            s.experiments.c.name == name, *scope.workspace_is(s.experiments.c.workspace)
+        )
+        return conn.execute(query).mappings().first()
 
     def _to_experiment(self, conn: Connection, row: RowMapping) -> Experiment:
         tags = rows.load_experiment_tags(conn, [row["id"]])
@@ -336,7 +345,8 @@ class SqlStore(TrackingStore):
 
     @staticmethod
     def _run_row(conn: Connection, run_id: str) -> RowMapping:
-        row = conn.execute(select(s.runs).where(s.runs.c.run_uuid == run_id)).mappings().first()
+        query = select(s.runs).where(s.runs.c.run_uuid == run_id, *scope.runs_visible())
+        row = conn.execute(query).mappings().first()
         if row is None:
             raise RunNotFound(f"Run with id={run_id} not found")
         return row
@@ -628,6 +638,8 @@ class SqlStore(TrackingStore):
 
     def _record_artifact(self, record: ArtifactRecord) -> None:
         with self._write() as conn:
+            if not scope.visible_artifact_paths(conn, [record.path]):
+                raise NotFound(f"No experiment or model owns '{record.path}' in this workspace.")
             run_pk = None if record.run_id is None else self._run_row(conn, record.run_id)["id"]
             values = {
                 "path": record.path,
@@ -658,7 +670,9 @@ class SqlStore(TrackingStore):
     def _get_artifact_record(self, path: str) -> ArtifactRecord | None:
         with self._read() as conn:
             row = conn.execute(self._artifact_query().where(s.artifacts.c.path == path)).mappings().first()
-        return None if row is None else rows.artifact_from_row(row, row["run_uuid"])
+            if row is None or not scope.visible_artifact_paths(conn, [path]):
+                return None
+        return rows.artifact_from_row(row, row["run_uuid"])
 
     def _list_artifact_records(self, prefix: str) -> list[ArtifactRecord]:
         query = (
@@ -667,13 +681,19 @@ class SqlStore(TrackingStore):
             .order_by(s.artifacts.c.path)
         )
         with self._read() as conn:
-            return [rows.artifact_from_row(r, r["run_uuid"]) for r in conn.execute(query).mappings()]
+            found = list(conn.execute(query).mappings())
+            visible = scope.visible_artifact_paths(conn, (r["path"] for r in found))
+        return [rows.artifact_from_row(r, r["run_uuid"]) for r in found if r["path"] in visible]
 
     def _delete_artifact_records(self, prefix: str) -> int:
         table = s.artifacts
         condition = (table.c.path == prefix) | _starts_with(table.c.path, prefix.rstrip("/") + "/")
         with self._write() as conn:
-            removed = conn.execute(delete(table).where(condition)).rowcount
+            matching = list(conn.execute(select(table.c.path).where(condition)).scalars())
+            visible = scope.visible_artifact_paths(conn, matching)
+            if len(visible) < len(matching):
+                condition = table.c.path.in_(sorted(visible))
+            removed = conn.execute(delete(table).where(condition)).rowcount if visible else 0
             if removed:
                 audit.record(conn, "artifact.delete", "artifact", prefix, details={"records": removed})
             return removed
@@ -681,7 +701,9 @@ class SqlStore(TrackingStore):
     # -- garbage collection ----------------------------------------------------------------
 
     def _deleted_run_ids(self, older_than_ms: int | None) -> list[str]:
-        query = select(s.runs.c.run_uuid).where(s.runs.c.lifecycle_stage == LifecycleStage.DELETED)
+        query = select(s.runs.c.run_uuid).where(
+            s.runs.c.lifecycle_stage == LifecycleStage.DELETED, *scope.runs_visible()
+        )
         if older_than_ms is not None:
             query = query.where(s.runs.c.deleted_time < older_than_ms)
         with self._read() as conn:
