@@ -130,12 +130,12 @@ def _run_routes(router: APIRouter, service: TrackingService) -> None:
     async def create_run(request: Request) -> dict[str, Any]:
         data = await json_body(request)
         run = await _call(
-            store.create_run,
+            service.create_run_for_client,
             str(required(data, "experiment_id")),
-            string(data, "user_id", default=""),
-            integer(data, "start_time"),
-            string_map(data, "tags"),
-            string(data, "run_name"),
+            user_id=string(data, "user_id", default="") or "",
+            start_time=integer(data, "start_time"),
+            tags=string_map(data, "tags"),
+            run_name=string(data, "run_name"),
         )
         return codec.encode_run(run)
 

@@ -36,6 +36,8 @@ from conveyor.tracking.artifact_repo import (
     RemoteArtifactRepository,
 )
 from conveyor.tracking.buffer import MetricBuffer
+from conveyor.tracking.context import USER_TAG, source_tags
+from conveyor.tracking.reproducibility import GRADE_TAG
 from conveyor.tracking.service import FileInfo, TrackingService
 
 CONTEXT_TAG = "mlflow.data.context"
@@ -114,7 +116,17 @@ class Client:
         tags: dict[str, str] | None = None,
         user_id: str = "",
     ) -> Run:
-        return self.store.create_run(experiment_id, user_id=user_id, tags=tags, run_name=run_name)
+        """Start a run with this process's source tags and reproducibility record.
+
+        Tags given win over the captured ones; a caller that captured the record already
+        (the fluent API) is not charged the git calls twice.
+        """
+        tags = dict(tags or {})
+        if GRADE_TAG not in tags:
+            tags = {**source_tags(), **tags}
+        return self.store.create_run(
+            experiment_id, user_id=user_id or tags.get(USER_TAG, ""), tags=tags, run_name=run_name
+        )
 
     def get_run(self, run_id: str) -> Run:
         return self.store.get_run(run_id)

@@ -37,8 +37,11 @@ NO_COMMIT = "no git commit"
 DIRTY = "dirty working tree"
 UNPINNED = "unpinned environment (no lock file)"
 NO_SEED = "no seed recorded"
+REMOTE = "created by a remote client that sent no record: its working tree and environment are unknown"
 #: Reasons that leave the code itself unknown: grade C. Any other reason gives B.
-_CODE_UNKNOWN = frozenset({NO_COMMIT, DIRTY})
+_CODE_UNKNOWN = frozenset({NO_COMMIT, DIRTY, REMOTE})
+#: The tag MLflow's clients set to the commit of the code that started the run.
+MLFLOW_COMMIT_TAG = "mlflow.source.git.commit"
 
 #: Lock files that pin every package by construction, in the order they are looked for.
 _LOCK_FILES = ("uv.lock", "poetry.lock", "Pipfile.lock", "pdm.lock")
@@ -62,6 +65,8 @@ class ReproRecord:
     lock_file: str | None
     lock_sha256: str | None
     seeds: dict[str, int] = field(default_factory=dict)
+    #: Written by the server for a client that recorded nothing (an ``mlflow`` client).
+    remote: bool = False
 
 
 def run_git(args: list[str], cwd: Path) -> str | None:
@@ -95,6 +100,7 @@ def capture(folder: Path) -> ReproRecord:
 def grade(record: ReproRecord) -> tuple[Grade, list[str]]:
     """``A`` with no reasons, else ``B`` or ``C`` (code unknown) and one reason per gap."""
     reasons = [
+        *([REMOTE] if record.remote else []),
         *([NO_COMMIT] if record.commit is None else []),
         *([DIRTY] if record.dirty else []),
         *([f"{record.untracked_files} untracked file(s)"] if record.untracked_files else []),
@@ -119,6 +125,7 @@ def record_tags(record: ReproRecord) -> dict[str, str]:
         "lock_file": record.lock_file or "",
         "lock_sha256": record.lock_sha256 or "",
         "seeds": json.dumps(record.seeds, sort_keys=True),
+        "remote": "true" if record.remote else "false",
         "grade": letter,
         "reasons": json.dumps(reasons),
     }
@@ -143,7 +150,28 @@ def record_from_tags(tags: Mapping[str, str]) -> ReproRecord | None:
         lock_file=get("lock_file"),
         lock_sha256=get("lock_sha256"),
         seeds={str(k): int(v) for k, v in json.loads(get("seeds") or "{}").items()},
+        remote=get("remote") == "true",
     )
+
+
+def remote_record_tags(client_tags: Mapping[str, str]) -> dict[str, str]:
+    """The record the server keeps for a run whose client sent none (grade C).
+
+    Only what the client declared is known: the commit MLflow's fluent API tags runs with.
+    Whether that tree was clean, and which packages ran, are not, and the grade says so.
+    """
+    record = ReproRecord(
+        commit=client_tags.get(MLFLOW_COMMIT_TAG) or None,
+        dirty=False,
+        diff_sha256=None,
+        untracked_files=0,
+        python_version="",
+        packages_sha256="",
+        lock_file=None,
+        lock_sha256=None,
+        remote=True,
+    )
+    return record_tags(record)
 
 
 def record_seed(name: str, seed: int) -> dict[str, int]:

@@ -18,6 +18,7 @@ from conveyor.config import Settings
 from conveyor.errors import ArtifactNotFound, InvalidInput, InvalidState
 from conveyor.store.base import MANAGED_ARTIFACT_SCHEME, TrackingStore, now_ms
 from conveyor.store.entities import ArtifactRecord, LifecycleStage, Run
+from conveyor.tracking import reproducibility
 
 _RUN_ARTIFACT_PATH = re.compile(r"^(?P<experiment>[0-9]+)/(?P<run>[0-9a-f]{32})/artifacts(?:/|$)")
 
@@ -45,6 +46,28 @@ class TrackingService:
 
         store = open_store(settings.resolved_database_url(), upgrade=settings.auto_upgrade)
         return cls(store, ArtifactStore(settings.resolved_artifact_root(), settings.artifact_storage_options))
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def create_run_for_client(
+        self,
+        experiment_id: str,
+        *,
+        user_id: str,
+        start_time: int | None,
+        tags: dict[str, str],
+        run_name: str | None,
+    ) -> Run:
+        """Start a run a remote client asked for, with a reproducibility record either way.
+
+        Conveyor's clients send the record they captured; for any other (an ``mlflow``
+        client) the server stores what it can vouch for, graded C with the reason.
+        """
+        if reproducibility.GRADE_TAG not in tags:
+            tags = {**reproducibility.remote_record_tags(tags), **tags}
+        return self.store.create_run(
+            experiment_id, user_id=user_id, start_time=start_time, tags=tags, run_name=run_name
+        )
 
     # -- locating artifacts ----------------------------------------------------------------
 

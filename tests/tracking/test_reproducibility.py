@@ -112,3 +112,27 @@ def test_set_seed_is_recorded_and_regrades_the_active_run(
     assert tags[GRADE_TAG] == "A"
     assert tags["conveyor.repro.lock_file"] == "uv.lock"
     assert record_from_tags(tags).seeds == seeds  # type: ignore[union-attr]
+
+
+def test_client_create_run_captures_the_record(tmp_path: Path) -> None:
+    client = cv.Client(f"sqlite:///{tmp_path / 'c.db'}")
+    experiment = client.create_experiment("repro")
+    run = client.create_run(experiment, tags={"team": "a"})
+    assert run.tags[GRADE_TAG] in {"A", "B", "C"}
+    assert record_from_tags(run.tags) is not None
+    assert run.tags["team"] == "a" and run.info.user_id
+
+
+def test_runs_from_an_mlflow_client_get_a_server_side_record_graded_c(live_server: str) -> None:
+    import mlflow
+
+    client = mlflow.MlflowClient(live_server)
+    experiment = client.create_experiment(f"repro-{Path(live_server).name}-{id(client)}")
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    run = client.create_run(experiment, tags={"mlflow.source.git.commit": commit})
+    tags = client.get_run(run.info.run_id).data.tags
+    assert tags[GRADE_TAG] == "C"
+    assert reproducibility.REMOTE in tags["conveyor.repro.reasons"]
+    record = record_from_tags(tags)
+    assert record is not None and record.remote and record.commit == commit
+    assert grade(record)[0] == "C"

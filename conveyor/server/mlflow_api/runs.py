@@ -42,7 +42,7 @@ def endpoints(ctx: Context) -> list[Endpoint]:
         f = await read_fields(request)
         experiment_id = f.experiment_id() if f.raw("experiment_id") is not None else DEFAULT_EXPERIMENT_ID
         run = await call(
-            store.create_run,
+            ctx.service.create_run_for_client,
             experiment_id,
             user_id=f.text("user_id", default=""),
             start_time=f.integer("start_time"),
