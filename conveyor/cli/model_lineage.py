@@ -41,6 +41,10 @@ def _tree(graph: ModelLineage) -> Tree:
 
     if graph.direction == "downstream":
         tree = Tree(f"[bold cyan]{graph.root}[/]")
+        if graph.pipeline is not None:
+            from conveyor.cli.lineage import _tree as pipeline_tree
+
+            tree.add(pipeline_tree(graph.pipeline))
         for run in graph.runs:
             _run_branch(tree, run)
         versions = tree.add("model versions trained on it" if graph.versions else "[dim]no model versions[/]")

@@ -10,8 +10,11 @@ and read them. This module adds the registry's end of the chain::
 
 * **upstream** from ``models:/<name>/<version>`` or ``models:/<name>@<alias>`` follows
   that chain;
-* **downstream** from a dataset digest finds the runs that logged the dataset as an
-  input, then the versions registered from those runs.
+* **downstream** from a dataset digest (or a unique prefix of 8+ hex characters) finds
+  the runs that logged the dataset as an input, and the pipeline runs whose steps read
+  it as an artifact (then every tracking run of those pipeline runs, steps' child runs
+  included); then the versions registered from any of those runs, with the aliases that
+  serve them.
 
 Example::
 
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.errors import InvalidInput, NotFound
 from conveyor.models import parse_models_uri
 from conveyor.pipelines.lineage import LineageGraph
+from conveyor.pipelines.lineage import downstream as pipeline_downstream
 from conveyor.pipelines.lineage import upstream as pipeline_upstream
 from conveyor.store.entities import Run, ViewType
 from conveyor.tracking.context import GIT_COMMIT_TAG, GIT_DIRTY_TAG
@@ -51,7 +55,7 @@ PIPELINE_RUN_TAG = "conveyor.pipeline.run_id"
 PIPELINE_STEP_TAG = "conveyor.pipeline.step"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 _CONTEXT_TAG = "mlflow.data.context"
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST = re.compile(r"^[0-9a-f]{8,64}$")
 _PAGE = 1000
 
 
@@ -97,7 +101,8 @@ class ModelLineage:
     root: str
     versions: list[VersionNode] = field(default_factory=list)
     runs: list[RunNode] = field(default_factory=list)
-    #: Upstream only: the pipeline run's steps and the artifacts they read and wrote.
+    #: Upstream: the pipeline run's steps and the artifacts they read and wrote;
+    #: downstream: the steps that read the dataset as an artifact, and what they fed.
     pipeline: LineageGraph | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,18 +139,32 @@ def upstream_of_model(registry: RegistryService, tracking_store: TrackingStore, 
 
 
 def models_trained_on(registry: RegistryService, tracking_store: TrackingStore, digest: str) -> ModelLineage:
-    """The runs that logged the dataset ``digest`` as an input, and the versions made from them.
+    """What the dataset ``digest`` fed: runs, pipeline steps, and the versions made from them.
+
+    Args:
+        digest: the SHA-256 of the dataset's content, or a prefix of at least 8 hex
+            characters that names one dataset.
 
     Raises:
-        InvalidInput: ``digest`` is not a full SHA-256 (64 hex characters).
+        InvalidInput: not hex, shorter than 8 characters, or a prefix of several digests.
     """
     digest = digest.removeprefix("dataset:").lower()
-    if not _SHA256.match(digest):
+    if not _DIGEST.match(digest):
         raise InvalidInput(
-            f"Invalid dataset digest {digest!r}: expected the full SHA-256 (64 hex characters)"
+            f"Invalid dataset digest {digest!r}: expected its SHA-256, or a prefix of at least "
+            "8 hex characters"
         )
+    runs = _runs_with_input(tracking_store, digest)
+    digest = _one_digest(digest, runs)
     graph = ModelLineage("downstream", f"dataset:{digest}")
-    for run in _runs_with_input(tracking_store, digest):
+    graph.pipeline = _pipeline_readers(registry, digest)
+    if graph.pipeline is not None:
+        runs += _pipeline_tracking_runs(tracking_store, graph.pipeline)
+    seen: set[str] = set()
+    for run in runs:
+        if run.info.run_id in seen:
+            continue
+        seen.add(run.info.run_id)
         graph.runs.append(_run_node(tracking_store, run))
         found = registry.search_versions(f"run_id = '{run.info.run_id}'").items
         graph.versions.extend(_version_node(v) for v in found)
@@ -214,12 +233,46 @@ def _pipeline_graph(registry: RegistryService, pipeline_run_id: str) -> LineageG
 
 
 def _runs_with_input(store: TrackingStore, digest: str) -> list[Run]:
-    """Every run, deleted ones included, that logged a dataset with this digest."""
-    experiments = [e.experiment_id for e in _all_pages(store.search_experiments, ViewType.ALL)]
+    """Every run, deleted ones included, that logged a dataset whose digest starts so."""
+    experiments = _experiment_ids(store)
     if not experiments:
         return []
-    query = f"dataset.digest = '{digest}'"
+    query = f"dataset.digest = '{digest}'" if len(digest) == 64 else f"dataset.digest LIKE '{digest}%'"
     return _all_pages(store.search_runs, experiments, query, ViewType.ALL)
+
+
+def _experiment_ids(store: TrackingStore) -> list[str]:
+    return [e.experiment_id for e in _all_pages(store.search_experiments, ViewType.ALL)]
+
+
+def _one_digest(digest: str, runs: list[Run]) -> str:
+    """The full digest a prefix names among the runs' inputs (the prefix itself if none)."""
+    found = {i.dataset.digest for r in runs for i in r.inputs if i.dataset.digest.startswith(digest)}
+    if len(found) > 1:
+        raise InvalidInput(
+            f"Dataset digest prefix {digest!r} matches several datasets: {', '.join(sorted(found))}"
+        )
+    return found.pop() if found else digest
+
+
+def _pipeline_readers(registry: RegistryService, digest: str) -> LineageGraph | None:
+    """Pipeline steps downstream of the artifact with this content, or None if none read it."""
+    try:
+        return pipeline_downstream(registry.store, digest)
+    except NotFound:
+        return None
+
+
+def _pipeline_tracking_runs(store: TrackingStore, graph: LineageGraph) -> list[Run]:
+    """The tracking runs of the graph's pipeline runs, and their steps' child runs."""
+    parents = [r for run in graph.runs.values() if (r := _run(store, run.tracking_run_id)) is not None]
+    if not parents:
+        return parents
+    ids = ", ".join(f"'{r.info.run_id}'" for r in parents)
+    children = _all_pages(
+        store.search_runs, _experiment_ids(store), f"tags.`{PARENT_RUN_TAG}` IN ({ids})", ViewType.ALL
+    )
+    return parents + children
 
 
 def _all_pages(search: Any, *args: Any) -> list[Any]:

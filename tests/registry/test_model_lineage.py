@@ -41,8 +41,11 @@ def test_downstream_from_a_dataset_lists_the_versions(registry: RegistryService,
     assert (name, 1) in [(v.name, v.version) for v in graph.versions]
     assert {v.run_id for v in graph.versions} <= {r.run_id for r in graph.runs}
     assert models_trained_on(registry, registry.store, "0" * 64).versions == []
-    with pytest.raises(InvalidInput, match="full SHA-256"):
-        models_trained_on(registry, registry.store, digest[:12])
+    by_prefix = models_trained_on(registry, registry.store, digest[:12])
+    assert by_prefix.root == f"dataset:{digest}"
+    assert (name, 1) in [(v.name, v.version) for v in by_prefix.versions]
+    with pytest.raises(InvalidInput, match="prefix of at least 8 hex"):
+        models_trained_on(registry, registry.store, digest[:7])
 
 
 def test_a_model_logged_by_a_pipeline_step(registry: RegistryService, name: str) -> None:
@@ -68,6 +71,13 @@ def test_a_model_logged_by_a_pipeline_step(registry: RegistryService, name: str)
     assert {s.node_id for s in graph.pipeline.steps.values()} >= {"make_frame", "split", "log_and_return"}
     card = build_card(registry, registry.store, name, 1)
     assert card.pipeline is not None and card.pipeline.step == "log_and_return"
+    # Downstream from bytes a step read, through the pipeline run, to the version.
+    read = {edge.source for edge in graph.pipeline.edges if edge.role == "input"}
+    sha = graph.pipeline.artifacts[sorted(read)[0]].sha256
+    fed = models_trained_on(registry, registry.store, sha[:10])
+    assert fed.pipeline is not None and result.run.id in fed.pipeline.runs
+    assert (name, 1) in [(v.name, v.version) for v in fed.versions]
+    assert child.info.run_id in {r.run_id for r in fed.runs}
     assert card.code.git_commit == result.run.git_commit
 
 
