@@ -196,12 +196,12 @@ class IdentityService:
         found = None if parsed is None else self.store.token_for_check(parsed[0])
         if parsed is None or found is None or not credentials.secret_matches(parsed[1], found[1]):
             raise Unauthenticated("Invalid API token.")
-        record, _, principal_id = found
+        record, _, principal = found
         now = now_ms()
         status = record.status(now)
         if status != "active":
             raise Unauthenticated(f"API token {record.token_id} ({record.name}) is {status}.")
-        principal = _enabled(self.store.get_principal_by_id(principal_id))
+        principal = _enabled(principal)
         if record.last_used_at is None or now - record.last_used_at >= TOUCH_INTERVAL_MS:
             self.store.touch_token(record.token_id, now)
         return principal
