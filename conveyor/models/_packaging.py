@@ -103,6 +103,7 @@ def save(
     flavor: str | None = None,
     pip_requirements: Sequence[str] | None = None,
     allow_pickle: bool = False,
+    created: datetime | None = None,
 ) -> ModelInfo:
     """Write ``model`` into a new model directory at ``path``.
 
@@ -120,6 +121,8 @@ def save(
         flavor: Force a flavor by name instead of picking one by the model's type.
         pip_requirements: Overrides the inferred ``name==version`` list.
         allow_pickle: Needed for the ``python_function`` flavor, which pickles.
+        created: The save time the manifest records (default: now). Outside the digest;
+            pipelines fix it so that equal models are stored as equal bytes.
 
     Raises:
         InvalidInput: no flavor takes the model (or only a pickling one and
@@ -133,7 +136,8 @@ def save(
         signature = infer_signature(input_example)
     partial = target.with_name(f".conveyor-partial-{uuid4().hex[:16]}")
     try:
-        manifest = _write_folder(partial, model, chosen, signature, input_example, pip_requirements)
+        when = created or datetime.now(UTC)
+        manifest = _write_folder(partial, model, chosen, signature, input_example, pip_requirements, when)
         partial.replace(target)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
@@ -235,6 +239,7 @@ def _write_folder(
     signature: Signature | None,
     input_example: Any,
     pip_requirements: Sequence[str] | None,
+    created: datetime,
 ) -> ModelManifest:
     """Stage the flavor's files, copy them through the artifact store (hashing), add the manifest."""
     store = ArtifactStore(str(folder.resolve()))
@@ -258,7 +263,7 @@ def _write_folder(
         ),
         signature=signature,
         input_example=example,
-        created=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        created=created.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         files=files,
     )
     manifest = replace(manifest, digest=compute_digest(files, manifest.digested_metadata()))

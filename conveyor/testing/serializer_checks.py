@@ -141,12 +141,17 @@ def builtin_samples() -> dict[str, list[Any]]:
     )
     grid = np.arange(24, dtype="float64").reshape(4, 6)
     models: list[Any] = [TinyModel(2.0).fit([[1], [2]], [3, 4])]
+    flavored: list[Any] = []
     try:
         from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
     except ImportError:  # scikit-learn is a test extra; the duck-typed model still runs
         pass
     else:
-        models.append(LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1]))
+        features, labels = [[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1]
+        flavored.append(LogisticRegression().fit(features, labels))
+        flavored.append(make_pipeline(StandardScaler(), LogisticRegression()).fit(features, labels))
     return {
         "parquet": [
             rich,
@@ -190,6 +195,7 @@ def builtin_samples() -> dict[str, list[Any]]:
             None,
             [],
         ],
+        "conveyor-model": flavored,
         "joblib": models,
         "pickle": [
             {3, 1, 2},

@@ -94,7 +94,15 @@ def test_each_sample_is_routed_to_its_serializer(name: str, sample: Any) -> None
 
 
 def test_default_order() -> None:
-    assert list(serializers.registry) == ["parquet", "npy", "npy-scalar", "json", "joblib", "pickle"]
+    assert list(serializers.registry) == [
+        "parquet",
+        "npy",
+        "npy-scalar",
+        "json",
+        "conveyor-model",
+        "joblib",
+        "pickle",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -138,7 +146,7 @@ def test_refusal_names_the_type_and_allow_pickle() -> None:
     message = str(caught.value)
     assert "builtins.set" in message
     assert "allow_pickle=True" in message
-    assert "parquet, npy, npy-scalar, json, joblib" in message
+    assert "parquet, npy, npy-scalar, json, conveyor-model, joblib" in message
 
 
 def test_refusal_says_where_in_nested_data() -> None:

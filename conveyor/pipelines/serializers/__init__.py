@@ -6,21 +6,25 @@ which hashes them while writing, and returns an :class:`ArtifactRef` (path, seri
 name and version, size, SHA-256, Python type). A :class:`SerializerRegistry` picks the
 serializer for a value by type. Built in, in the order they are tried:
 
-========== ============ ===================================================== =============
-name       extension    takes                                                 deterministic
-========== ============ ===================================================== =============
-parquet    .parquet     ``pandas.DataFrame``, ``pyarrow.Table``               yes (*)
-npy        .npy         ``numpy.ndarray`` without Python objects              yes
-npy-scalar .npy         NumPy scalars (``numpy.float64(1.5)``)                yes
-json       .json        ``dict`` (``str`` keys), ``list``, ``str``, ``int``,  yes
-                        ``float``, ``bool``, ``None``; no tuples
-joblib     .joblib      fitted models (scikit-learn, ``fit`` + ``predict``)   no
-pickle     .pkl         anything, only with ``allow_pickle=True`` + a warning no
-========== ============ ===================================================== =============
+============== ============ ================================================= =============
+name           extension    takes                                             deterministic
+============== ============ ================================================= =============
+parquet        .parquet     ``pandas.DataFrame``, ``pyarrow.Table``           yes (*)
+npy            .npy         ``numpy.ndarray`` without Python objects          yes
+npy-scalar     .npy         NumPy scalars (``numpy.float64(1.5)``)            yes
+json           .json        ``dict`` (``str`` keys), ``list``, ``str``,       yes
+                            ``int``, ``float``, ``bool``, ``None``; no tuples
+conveyor-model .model.zip   models a :mod:`conveyor.models` flavor takes      yes (*)
+                            without pickle: scikit-learn (skops), XGBoost,
+                            LightGBM, ONNX; verified and pickle-free to load
+joblib         .joblib      other fitted models (``fit`` + ``predict``)       no
+pickle         .pkl         anything, only with ``allow_pickle=True`` + a     no
+                            warning
+============== ============ ================================================= =============
 
 "Deterministic" means equal values give identical bytes, so identical SHA-256, in any
-process; the pipeline cache relies on it. (*) for one pyarrow version, which Parquet
-records in the file. Pickle-based formats agree only within one process.
+process; the pipeline cache relies on it. (*) for one version of pyarrow (which Parquet
+records in the file) or of the model's framework. Pickle-based formats agree only within one process.
 
 Example::
 
@@ -43,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.pipelines.serializers._arrays import NpyScalarSerializer, NpySerializer
 from conveyor.pipelines.serializers._base import ArtifactRef, ChunkSink, Serializer, as_file, type_name
 from conveyor.pipelines.serializers._json import JsonSerializer
+from conveyor.pipelines.serializers._models import ModelSerializer
 from conveyor.pipelines.serializers._objects import JoblibSerializer, PickleSerializer
 from conveyor.pipelines.serializers._registry import PickleFallbackWarning, SerializerRegistry
 from conveyor.pipelines.serializers._tables import ParquetSerializer
@@ -55,6 +60,7 @@ __all__ = [
     "ChunkSink",
     "JoblibSerializer",
     "JsonSerializer",
+    "ModelSerializer",
     "NpyScalarSerializer",
     "NpySerializer",
     "ParquetSerializer",
@@ -80,6 +86,7 @@ for _serializer in (
     NpySerializer(),
     NpyScalarSerializer(),
     JsonSerializer(),
+    ModelSerializer(),
     JoblibSerializer(),
     PickleSerializer(),
 ):
