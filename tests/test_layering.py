@@ -2,7 +2,7 @@
 
     store/, artifacts/   (storage: SQL, REST client, fsspec)
           ↑
-       tracking/, pipelines/, models/, registry/, identity/   (capabilities: service layer, clients, engines)
+       tracking/, pipelines/, models/, registry/, identity/, serving/   (capabilities)
           ↑
     server/      cli/    (edges: HTTP and the command line)
 
@@ -27,6 +27,8 @@ FORBIDDEN = {
         "conveyor.models",
         "conveyor.identity",
         "conveyor.registry",
+        "conveyor.serving",
+        "conveyor.monitoring",
         "conveyor.server",
         "conveyor.cli",
     ),
@@ -36,6 +38,8 @@ FORBIDDEN = {
         "conveyor.models",
         "conveyor.identity",
         "conveyor.registry",
+        "conveyor.serving",
+        "conveyor.monitoring",
         "conveyor.server",
         "conveyor.cli",
     ),
@@ -44,6 +48,8 @@ FORBIDDEN = {
     "models": ("conveyor.server", "conveyor.cli"),
     "registry": ("conveyor.server", "conveyor.cli"),
     "identity": ("conveyor.server", "conveyor.cli"),
+    "serving": ("conveyor.server", "conveyor.cli"),
+    "monitoring": ("conveyor.server", "conveyor.cli"),
     "server": ("conveyor.cli",),
 }
 
