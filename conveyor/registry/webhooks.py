@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from conveyor.errors import InvalidInput
 from conveyor.store.base import now_ms
 from conveyor.store.sql.webhooks import (
     EVENTS,
@@ -81,7 +82,14 @@ class WebhookService:
         self.records = SqlWebhookStore(store)
 
     def create(
-        self, name: str, url: str, events: Sequence[str] = EVENTS, *, secret: str, actor: str | None = None
+        self,
+        name: str,
+        url: str,
+        events: Sequence[str] = EVENTS,
+        *,
+        secret: str,
+        actor: str | None = None,
+        status: WebhookStatus | str = WebhookStatus.ACTIVE,
     ) -> Webhook:
         """Subscribe ``url`` to ``events``; ``secret`` keys the signature (returned by nothing).
 
@@ -89,7 +97,8 @@ class WebhookService:
             InvalidInput: a bad name, URL, event or a secret under 16 characters.
             AlreadyExists: a webhook of that name exists.
         """
-        return self.records.create(name, url, events, secret, actor or current_user())
+        wanted = WebhookStatus(str(status).upper())
+        return self.records.create(name, url, events, secret, actor or current_user(), wanted)
 
     def list_webhooks(self) -> list[Webhook]:
         """Every webhook, without secrets."""
@@ -97,6 +106,39 @@ class WebhookService:
 
     def get(self, name: str) -> Webhook:
         return self.records.get(name)
+
+    def get_by_id(self, webhook_id: str) -> Webhook:
+        """The webhook with that id (what MLflow's API addresses), without its secret."""
+        return self.records.get_by_id(webhook_id)
+
+    def update(
+        self,
+        webhook_id: str,
+        *,
+        name: str | None = None,
+        url: str | None = None,
+        events: Sequence[str] | None = None,
+        secret: str | None = None,
+        status: WebhookStatus | str | None = None,
+        actor: str | None = None,
+    ) -> Webhook:
+        """Rename, re-target, re-subscribe, rotate the secret or (dis)enable, in one audited change.
+
+        Raises:
+            InvalidInput: a bad value; nothing is changed.
+            NotFound: no webhook has that id.
+            AlreadyExists: the new name is taken.
+        """
+        wanted = None if status is None else WebhookStatus(str(status).upper())
+        return self.records.update(
+            webhook_id,
+            actor or current_user(),
+            name=name,
+            url=url,
+            events=events,
+            secret=secret,
+            status=wanted,
+        )
 
     def set_status(self, name: str, status: WebhookStatus | str, *, actor: str | None = None) -> Webhook:
         """Disable a webhook (it gets no new deliveries) or enable it again."""
@@ -113,11 +155,26 @@ class WebhookService:
         wanted = None if state is None else DeliveryState(str(state).upper())
         return self.records.deliveries(name, wanted, limit)
 
-    def test(self, name: str, client: httpx.Client | None = None) -> tuple[int | None, str | None]:
-        """POST a signed ``webhook.test`` event now, outside the outbox: (status, error)."""
+    def test(
+        self, name: str, client: httpx.Client | None = None, *, event: str | None = None
+    ) -> tuple[int | None, str | None]:
+        """POST a signed ``webhook.test`` event now, outside the outbox: (status, error).
+
+        ``event`` names the subscription being tried (MLflow's ``test_webhook`` takes one);
+        it travels in the test's data so the receiver can tell which path it exercised.
+
+        Raises:
+            InvalidInput: ``event`` is not one of :data:`EVENTS`.
+            NotFound: no webhook of that name.
+        """
         found = self.records.get(name)
+        data = {"webhook": found.name}
+        if event is not None:
+            if event not in EVENTS:
+                raise InvalidInput(f"Unknown webhook event {event!r}: choose among {', '.join(EVENTS)}")
+            data["event"] = event
         delivery_id = uuid.uuid4().hex
-        body = encode_body(delivery_id, TEST_EVENT, {"webhook": found.name}, now_ms())
+        body = encode_body(delivery_id, TEST_EVENT, data, now_ms())
         with client or httpx.Client(timeout=TIMEOUT_S) as http:
             return post(http, found.url, self.records.secret(name), TEST_EVENT, delivery_id, body)
 

@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, service: TrackingService | None
     app.include_router(mlflow_api.build_router(service))
     app.include_router(native.build_router(service))
     _include_approvals(app, service)
+    _include_cards(app, service)
     _include_audit(app, service)
     # Added before auth, so it runs inside it and sees the principal auth found.
     app.add_middleware(ActorMiddleware)
@@ -68,6 +69,17 @@ def _include_approvals(app: FastAPI, service: TrackingService) -> None:
         approvals = ApprovalService(registry)
         app.include_router(approvals_api.build_router(approvals))
         app.include_router(approvals_api.build_policy_router(approvals))
+
+
+def _include_cards(app: FastAPI, service: TrackingService) -> None:
+    """Serve model cards where the registry and its source runs live: the SQL store."""
+    from conveyor.registry import RegistryService
+    from conveyor.server import cards_api
+    from conveyor.store.sql.store import SqlStore
+
+    if isinstance(service.store, SqlStore):
+        registry = RegistryService(service.store, service.artifacts, allow_local_sources=False)
+        app.include_router(cards_api.build_router(registry))
 
 
 def _include_audit(app: FastAPI, service: TrackingService) -> None:

@@ -42,6 +42,9 @@ OPEN_PATHS = frozenset({"/health", "/version"})
 IDENTITY_PREFIX = "/api/conveyor/v1/identity"
 APPROVALS_PREFIX = "/api/conveyor/v1/registry/approvals"
 AUDIT_PREFIX = "/api/conveyor/v1/audit"
+#: MLflow's webhook API (and its UI copy): webhooks send registry data to any URL, and
+#: even a listing shows those URLs, so every method needs `admin`.
+WEBHOOK_PREFIXES = ("/api/2.0/mlflow/webhooks", "/ajax-api/2.0/mlflow/webhooks")
 #: Identity routes any signed-in principal may call, whatever its roles.
 _SELF_SERVICE = frozenset({f"{IDENTITY_PREFIX}/whoami"})
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -56,6 +59,8 @@ def required_permission(method: str, path: str) -> Permission | None:
         return None if path in _SELF_SERVICE else Permission.ADMIN
     if path.startswith(AUDIT_PREFIX):
         return Permission.AUDIT_READ
+    if path.startswith(WEBHOOK_PREFIXES):
+        return Permission.ADMIN
     if path.startswith(APPROVALS_PREFIX) and method == "POST":
         # Approving needs `approve`, not `write`; a requester may withdraw (reject) their
         # own request, so the service checks rejections in finer detail.

@@ -16,7 +16,7 @@ from sqlalchemy import update
 from typer.testing import CliRunner
 
 from conveyor.cli import app
-from conveyor.errors import InvalidInput, NotFound
+from conveyor.errors import AlreadyExists, InvalidInput, NotFound
 from conveyor.registry import ApprovalService, RegistryService
 from conveyor.registry.webhooks import (
     DeliveryState,
@@ -26,6 +26,7 @@ from conveyor.registry.webhooks import (
     retry_delay_ms,
 )
 from conveyor.store.sql import schema_webhooks
+from conveyor.store.sql.audit import AuditLog
 
 SECRET = "s3cret-s3cret-s3cret"
 
@@ -311,3 +312,47 @@ def test_a_disabled_webhook_gets_no_new_deliveries(
         name, "s3://bucket/model", actor="ana", model_digest="d" * 64, events=registry.events
     )
     assert webhooks.deliveries(f"off-{name}") == []
+
+
+def test_update_changes_all_or_nothing_and_audits_a_rotation(
+    registry: RegistryService, webhooks: WebhookService, name: str, receiver: Receiver
+) -> None:
+    """What MLflow's update_webhook needs: by id, every field, one audited transaction."""
+    created = webhooks.create(f"up-{name}", free_url(), ["alias.moved"], secret=SECRET, status="disabled")
+    webhooks.create(f"taken-{name}", free_url(), ["alias.moved"], secret=SECRET)
+    assert webhooks.get_by_id(created.id).status is WebhookStatus.DISABLED
+    for bad, error in (
+        (dict(url="http:///no-host"), InvalidInput),
+        (dict(url=receiver.url, events=[]), InvalidInput),
+        (dict(url=receiver.url, secret="short"), InvalidInput),
+        (dict(url=receiver.url, name=f"taken-{name}"), AlreadyExists),
+    ):
+        with pytest.raises(error):
+            webhooks.update(created.id, **bad)
+    assert webhooks.get_by_id(created.id) == created
+
+    updated = webhooks.update(
+        created.id,
+        name=f"moved-{name}",
+        url=receiver.url,
+        events=["model_version.created"],
+        secret="a-rotated-secret-0123",
+        status="active",
+    )
+    assert (updated.id, updated.name, updated.url, updated.events, updated.status) == (
+        created.id,
+        f"moved-{name}",
+        receiver.url,
+        ("model_version.created",),
+        WebhookStatus.ACTIVE,
+    )
+    assert webhooks.test(f"moved-{name}", event="alias.moved") == (200, None)
+    headers, body = receiver.requests[0]
+    expected = hmac.new(b"a-rotated-secret-0123", body, hashlib.sha256).hexdigest()
+    assert headers["x-conveyor-signature"] == f"sha256={expected}"
+    [record] = AuditLog(registry.store).read(
+        resource_type="webhook", resource_id=f"moved-{name}", action="registry.webhook.update"
+    )
+    assert record.details == {"secret_rotated": True}
+    with pytest.raises(NotFound, match="Webhook with ID 'nope' not found"):
+        webhooks.update("nope", status="active")

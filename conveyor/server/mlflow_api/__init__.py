@@ -11,7 +11,8 @@ models land in Conveyor's one store. Modules, one concern each:
 - :mod:`.experiments`, :mod:`.runs`, :mod:`.run_data`, :mod:`.history`,
   :mod:`.artifacts`, :mod:`.logged_models`, :mod:`.server_info`: the endpoints;
 - :mod:`.registry_models`, :mod:`.registry_versions` (wire format in
-  :mod:`.registry_wire`): the model registry, also under ``/api/2.0/preview``.
+  :mod:`.registry_wire`): the model registry, also under ``/api/2.0/preview``;
+- :mod:`.webhooks`: registry webhooks (server administrators only).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from conveyor.server.mlflow_api import (
     run_data,
     runs,
     server_info,
+    webhooks,
 )
 from conveyor.server.mlflow_api.routing import Context, mount, mount_preview_copies, mount_ui_copies
 from conveyor.tracking.service import TrackingService
@@ -58,6 +60,7 @@ def build_router(service: TrackingService, registry: RegistryService | None = No
         ("mlflow: experiments", experiments.endpoints(ctx)),
         ("mlflow: logged models", logged_models.endpoints(ctx)),
         *registry_groups,
+        ("mlflow: webhooks", webhooks.endpoints(ctx)),
         ("mlflow: server info", server_info.endpoints(ctx)),
     ]
     router = APIRouter()

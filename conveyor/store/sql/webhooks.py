@@ -10,6 +10,7 @@ each attempt's outcome here.
 from __future__ import annotations
 
 import json
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -109,8 +110,19 @@ class SqlWebhookStore:
 
     # -- subscriptions -----------------------------------------------------------------------
 
-    def create(self, name: str, url: str, events: Sequence[str], secret: str, actor: str) -> Webhook:
+    def create(
+        self,
+        name: str,
+        url: str,
+        events: Sequence[str],
+        secret: str,
+        actor: str,
+        status: WebhookStatus = WebhookStatus.ACTIVE,
+    ) -> Webhook:
         """Store a subscription (audited, without its secret).
+
+        ``status`` lets a webhook be created DISABLED, so that it gets no delivery before
+        its receiver is ready.
 
         Raises:
             InvalidInput: an empty name or secret, a non-HTTP URL, an unknown event.
@@ -122,12 +134,12 @@ class SqlWebhookStore:
             "url": _check_url(url),
             "events": json.dumps(_check_events(events)),
             "secret": _check_secret(secret),
-            "status": WebhookStatus.ACTIVE.value,
+            "status": WebhookStatus(status).value,
             "created_by": actor,
             "created": now_ms(),
         }
         with self.store._write() as conn:
-            if conn.execute(select(w.webhooks.c.id).where(w.webhooks.c.name == values["name"])).first():
+            if _exists(conn, values["name"]):
                 raise AlreadyExists(f"Webhook {name!r} already exists")
             conn.execute(insert(w.webhooks).values(**values))
             created = _webhook(values)
@@ -138,6 +150,11 @@ class SqlWebhookStore:
         """Raises: NotFound naming the webhook."""
         with self.store._read() as conn:
             return _webhook(_row(conn, name))
+
+    def get_by_id(self, webhook_id: str) -> Webhook:
+        """Raises: NotFound naming the id (MLflow's API addresses webhooks by id, not name)."""
+        with self.store._read() as conn:
+            return _webhook(_row_by_id(conn, webhook_id))
 
     def list_webhooks(self) -> list[Webhook]:
         """Every webhook, by name; secrets are not read."""
@@ -152,6 +169,42 @@ class SqlWebhookStore:
             conn.execute(update(w.webhooks).where(w.webhooks.c.id == before.id).values(status=status.value))
             after = _webhook(_row(conn, name))
             self._audit(conn, actor, "registry.webhook.update", after, before.to_json(), after.to_json())
+        return after
+
+    def update(
+        self,
+        webhook_id: str,
+        actor: str,
+        *,
+        name: str | None = None,
+        url: str | None = None,
+        events: Sequence[str] | None = None,
+        secret: str | None = None,
+        status: WebhookStatus | None = None,
+    ) -> Webhook:
+        """Change the fields given (None: keep) in one audited transaction.
+
+        A new secret is checked and stored like at creation; the audit record says that it
+        was rotated, never what it is. Deliveries already queued keep their body but go to
+        the URL, signed with the secret, in force when they are sent.
+
+        Raises:
+            InvalidInput: a bad name, URL, event or secret; nothing is changed.
+            NotFound: no webhook has ``webhook_id``.
+            AlreadyExists: another webhook has the new name.
+        """
+        values = _changes(name, url, events, secret, status)
+        with self.store._write() as conn:
+            before = _webhook(_row_by_id(conn, webhook_id))
+            if values.get("name", before.name) != before.name and _exists(conn, values["name"]):
+                raise AlreadyExists(f"Webhook {values['name']!r} already exists")
+            if values:
+                conn.execute(update(w.webhooks).where(w.webhooks.c.id == webhook_id).values(**values))
+            after = _webhook(_row_by_id(conn, webhook_id))
+            rotated = {"secret_rotated": True} if secret is not None else None
+            self._audit(
+                conn, actor, "registry.webhook.update", after, before.to_json(), after.to_json(), rotated
+            )
         return after
 
     def delete(self, name: str, actor: str) -> None:
@@ -252,7 +305,14 @@ class SqlWebhookStore:
             return [_delivery(row) for row in conn.execute(query).mappings()]
 
     def _audit(
-        self, conn: Connection, actor: str, action: str, webhook: Webhook, before: Any, after: Any
+        self,
+        conn: Connection,
+        actor: str,
+        action: str,
+        webhook: Webhook,
+        before: Any,
+        after: Any,
+        details: dict[str, Any] | None = None,
     ) -> None:
         event = AuditEvent(
             actor=actor,
@@ -262,6 +322,7 @@ class SqlWebhookStore:
             resource_id=webhook.name,
             before=before,
             after=after,
+            details=details,
         )
         AuditLog(self.store).append(event, conn)
 
@@ -291,6 +352,35 @@ def _row(conn: Connection, name: str) -> RowMapping:
     if row is None:
         raise NotFound(f"Webhook {name!r} not found")
     return row
+
+
+def _row_by_id(conn: Connection, webhook_id: str) -> RowMapping:
+    row = conn.execute(select(w.webhooks).where(w.webhooks.c.id == webhook_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"Webhook with ID {webhook_id!r} not found")
+    return row
+
+
+def _exists(conn: Connection, name: str) -> bool:
+    return conn.execute(select(w.webhooks.c.id).where(w.webhooks.c.name == name)).first() is not None
+
+
+def _changes(
+    name: str | None,
+    url: str | None,
+    events: Sequence[str] | None,
+    secret: str | None,
+    status: WebhookStatus | None,
+) -> dict[str, Any]:
+    """The columns an update sets, each checked as at creation; absent (None) fields stay."""
+    checks: dict[str, tuple[Any, Callable[[Any], Any]]] = {
+        "name": (name, _check_name),
+        "url": (url, _check_url),
+        "events": (events, lambda given: json.dumps(_check_events(given))),
+        "secret": (secret, _check_secret),
+        "status": (status, lambda given: WebhookStatus(given).value),
+    }
+    return {column: check(value) for column, (value, check) in checks.items() if value is not None}
 
 
 def _webhook(row: Any) -> Webhook:
@@ -332,8 +422,17 @@ def _check_name(name: str) -> str:
 
 
 def _check_url(url: str) -> str:
+    """An absolute http(s) URL with a host; private addresses are allowed (intranet CI)."""
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise InvalidInput(f"Webhook URL {url!r} must start with http:// or https://")
+    try:
+        host = urllib.parse.urlsplit(url).hostname
+    except ValueError as exc:
+        raise InvalidInput(f"Webhook URL {url!r} is not a valid URL: {exc}") from None
+    if not host:
+        raise InvalidInput(f"Webhook URL {url!r} names no host: write it as https://host[:port]/path")
+    if any(c.isspace() for c in url):
+        raise InvalidInput(f"Webhook URL {url!r} contains white space: percent-encode it (%20)")
     return url
 
 
