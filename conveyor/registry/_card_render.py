@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 _NOT_PROVIDED = "Not provided."
 #: Text shown in Markdown code spans as is; anything else is escaped as ordinary text.
 _CODE_SAFE = re.compile(r"^[\w.:/@=+\-]*$")
+#: Characters with a meaning anywhere in Markdown text (``&``, ``<``, ``>``: entities instead).
+_MD_INLINE = re.compile(r"[\\`*_\[\]|~]")
+#: A block marker at the start of a line: heading, quote, list item, setext underline.
+_MD_LINE_START = re.compile(r"(?m)^(\s*(?:\d+)?)([#+=-]|[.)](?=\s))")
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;"
     "color:#1a1a1a;line-height:1.45}table{border-collapse:collapse;margin:.5rem 0 1rem}"
@@ -281,15 +285,23 @@ def _when(ms: int) -> str:
 
 
 def _md(text: str) -> str:
-    """Text safe in Markdown: HTML-escaped, so viewers that pass HTML through show it as text."""
-    return html.escape(text, quote=False)
+    """Text that Markdown shows as typed: no link, heading, list or emphasis can be slipped in.
+
+    Inline syntax characters are backslash-escaped everywhere and block markers at the
+    start of a line (``#``, ``-``, ``+``, ``=``, ``1.``); then ``&``, ``<`` and ``>``
+    become entities (which also keeps ``>`` from starting a quote), so viewers that pass
+    HTML through show it as text.
+    """
+    escaped = _MD_INLINE.sub(r"\\\g<0>", text)
+    escaped = _MD_LINE_START.sub(lambda m: f"{m[1]}\\{m[2]}", escaped)
+    return html.escape(escaped, quote=False)
 
 
 def _md_cell(cell: Cell) -> str:
     if isinstance(cell, Code) and _CODE_SAFE.match(cell.text) and cell.text:
         return f"`{cell.text}`"
     text = cell.text if isinstance(cell, Code) else cell
-    return _md(text).replace("|", "\\|").replace("\r\n", "\n").replace("\n", "<br>")
+    return _md(text).replace("\r\n", "\n").replace("\n", "<br>")
 
 
 def _md_block(block: Block) -> list[str]:

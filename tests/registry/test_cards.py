@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,7 @@ def test_card_holds_the_runs_and_manifests_facts(registry: RegistryService, name
     for fact in (
         digest,
         COMMIT,
-        "holdout/age_65_plus",
+        "holdout/age\\_65\\_plus",  # Markdown: underscores escaped
         "0.91",
         "penalty",
         "apr-1",
@@ -112,14 +113,18 @@ def test_editing_the_fields_completes_the_card(registry: RegistryService, name: 
 def test_user_text_is_escaped(registry: RegistryService, name: str, model_dir: Path) -> None:
     registry.create_model(name)
     registry.create_version(name, str(model_dir))
-    attack = "<script>alert('x')</script> | & more"
+    attack = "<script>alert('x')</script> | & more\n## Approved [by the board](http://evil.example)"
     saved = update_card(registry, registry.store, name, 1, {"intended_use": attack})
     page = registry.artifacts.read_bytes(saved.html_path).decode()
     markdown = registry.artifacts.read_bytes(saved.path).decode()
     assert "<script>" not in page and "<script>" not in markdown
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; | &amp; more" in page
-    assert "&lt;script&gt;alert('x')&lt;/script&gt; | &amp; more" in markdown
-    assert "default-src 'none'" in page and "http" not in page.replace("http-equiv", "")
+    assert "&lt;script&gt;alert('x')&lt;/script&gt; \\| &amp; more" in markdown
+    # No heading or link can be slipped into the Markdown either.
+    assert "\n## Approved" not in markdown
+    assert not re.search(r"(?<!\\)\]\(http", markdown)
+    assert "\\## Approved \\[by the board\\](http://evil.example)" in markdown
+    assert "default-src 'none'" in page and not re.search(r"(src|href)\s*=", page)
 
 
 def test_every_regeneration_is_kept(registry: RegistryService, name: str, model_dir: Path) -> None:
