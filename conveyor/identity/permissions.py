@@ -10,7 +10,7 @@ role           permissions
 viewer         read
 contributor    read, write
 approver       read, approve
-deployer       read, deploy
+deployer       read, deploy (moving aliases: release automation)
 auditor        read, audit_read
 admin          read, write, approve, deploy, admin, audit_read
 =============  =====================================================
@@ -89,20 +89,23 @@ def roles_granting(permission: Permission) -> list[Role]:
     return [role for role, granted in ROLE_PERMISSIONS.items() if permission in granted]
 
 
-def require(principal: Principal, permission: Permission, workspace: str) -> None:
-    """Return if the principal may do what needs ``permission`` in ``workspace``.
+def require(principal: Principal, permission: Permission | tuple[Permission, ...], workspace: str) -> None:
+    """Return if the principal may do what needs ``permission`` (or one of several) in ``workspace``.
 
     Raises:
         PermissionDenied: naming the missing permission, the roles that grant it, the
             roles held, and the command an admin runs to grant one.
     """
-    if permission in permissions_of(principal, workspace):
+    wanted = permission if isinstance(permission, tuple) else (permission,)
+    if permissions_of(principal, workspace).intersection(wanted):
         return
-    granting = ", ".join(r.value for r in roles_granting(permission))
+    names = " or ".join(f"'{p}'" for p in wanted)
+    roles = [role for p in wanted for role in roles_granting(p)]
+    granting = ", ".join(dict.fromkeys(r.value for r in roles))
     held = ", ".join(sorted(principal.roles.get(workspace, ()))) or "no role"
-    fewest = roles_granting(permission)[0].value
+    noun = "permission" if len(wanted) == 1 else "permissions"
     raise PermissionDenied(
-        f"{principal.name} lacks the '{permission}' permission in workspace '{workspace}' "
+        f"{principal.name} lacks the {names} {noun} in workspace '{workspace}' "
         f"(it holds {held} there); the roles that grant it are {granting}. An admin can run "
-        f"`conveyor roles grant {principal.name} {fewest} --workspace {workspace}`."
+        f"`conveyor roles grant {principal.name} {roles[0].value} --workspace {workspace}`."
     )

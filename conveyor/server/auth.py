@@ -48,13 +48,14 @@ WEBHOOK_PREFIXES = ("/api/2.0/mlflow/webhooks", "/ajax-api/2.0/mlflow/webhooks")
 #: Identity routes any signed-in principal may call, whatever its roles.
 _SELF_SERVICE = frozenset({f"{IDENTITY_PREFIX}/whoami"})
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_ALIAS_SUFFIX = "/mlflow/registered-models/alias"
 #: POST endpoints that only read: searches and counts (MLflow sends searches as POST).
 _READ_POST_SUFFIXES = ("/search", "/count")
 _CHALLENGES = ('Bearer realm="conveyor"', 'Basic realm="conveyor"')
 
 
-def required_permission(method: str, path: str) -> Permission | None:
-    """The permission a route needs; None for routes any signed-in principal may call."""
+def required_permission(method: str, path: str) -> Permission | tuple[Permission, ...] | None:
+    """The permission a route needs (a tuple: any one of them); None: any signed-in principal."""
     if path.startswith(IDENTITY_PREFIX):
         return None if path in _SELF_SERVICE else Permission.ADMIN
     if path.startswith(AUDIT_PREFIX):
@@ -70,6 +71,10 @@ def required_permission(method: str, path: str) -> Permission | None:
             return Permission.READ
     if method in _READ_METHODS or (method == "POST" and path.rstrip("/").endswith(_READ_POST_SUFFIXES)):
         return Permission.READ
+    if path.endswith(_ALIAS_SUFFIX):
+        # Moving an alias changes what servers following it serve: release automation
+        # (deployers) may, without the write access that editing models needs.
+        return (Permission.WRITE, Permission.DEPLOY)
     return Permission.WRITE
 
 

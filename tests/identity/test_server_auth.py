@@ -122,9 +122,12 @@ def test_identity_api_is_absent_without_auth(tmp_path: Path) -> None:
         ("DELETE", "/api/2.0/mlflow/experiments/delete", "write"),
         ("GET", f"{IDENTITY}/principals", "admin"),
         ("GET", f"{IDENTITY}/whoami", None),
+        ("POST", "/api/2.0/mlflow/registered-models/alias", ("write", "deploy")),
+        ("DELETE", "/ajax-api/2.0/mlflow/registered-models/alias", ("write", "deploy")),
+        ("GET", "/api/2.0/mlflow/registered-models/alias", "read"),
     ],
 )
-def test_route_permissions(method: str, path: str, permission: str | None) -> None:
+def test_route_permissions(method: str, path: str, permission: str | tuple[str, ...] | None) -> None:
     assert required_permission(method, path) == permission
 
 

@@ -281,3 +281,31 @@ def test_policies_over_rest_need_admin_to_change_and_validate_their_body(
     assert (policy.require_reproducible, policy.expiry_hours) == (True, 24)
     assert [(m.metric, m.op, m.value) for m in policy.metrics] == [("holdout/accuracy", ">=", 0.9)]
     service.store.close()
+
+
+def test_a_deployer_moves_aliases_but_cannot_write(tmp_path: Path, model_dir: Path, name: str) -> None:
+    """Release automation: `deploy` moves an unprotected alias; a viewer is told what it lacks."""
+    service = TrackingService.from_settings(
+        Settings(database_url=f"sqlite:///{tmp_path / 'd.db'}", artifact_root=str(tmp_path / "art"))
+    )
+    registry = RegistryService(service.store, service.artifacts)
+    trained_version(registry, name, model_dir, 0.95)
+    identity, local = IdentityService.for_store(service.store), RequestContext.local()
+    headers = {}
+    for user, role in [("dee", Role.DEPLOYER), ("vic", Role.VIEWER)]:
+        identity.create_user(user, local)
+        identity.grant(user, role, local)
+        headers[user] = {"Authorization": f"Bearer {identity.issue_token(user, local).secret}"}
+    alias = "/api/2.0/mlflow/registered-models/alias"
+    body = {"name": name, "alias": "challenger", "version": "1"}
+    with TestClient(create_app(Settings(auth=True), service=service)) as client:
+        assert client.post(alias, json=body, headers=headers["dee"]).status_code == 200
+        refused = client.post(alias, json=body, headers=headers["vic"])
+        assert refused.status_code == 403
+        assert "lacks the 'write' or 'deploy' permissions" in refused.json()["message"]
+        created = client.post(
+            "/api/2.0/mlflow/registered-models/create", json={"name": f"{name}-x"}, headers=headers["dee"]
+        )
+        assert created.status_code == 403
+    assert registry.get_version_by_alias(name, "challenger").version == 1
+    service.store.close()
