@@ -32,11 +32,14 @@ from conveyor.cli import (
     gc,
     identity,
     lineage,
+    monitor,
     pipeline,
+    predict,
     registry,
     runs,
     schedules,
     server,
+    serving,
     webhooks,
 )
 from conveyor.cli._output import console
@@ -117,6 +120,7 @@ def _root(
 
 
 app.command(name="server")(server.serve)
+app.command(name="serve")(serving.serve)
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
@@ -125,8 +129,10 @@ schedules.register(pipeline.app)
 app.command(name="scheduler")(schedules.scheduler)
 app.command(name="gc")(gc.collect)
 app.command(name="lineage")(lineage.lineage)
+app.command(name="predict")(predict.predict)
 app.add_typer(audit.app, name="audit")
 app.add_typer(registry.app, name="registry")
+app.add_typer(monitor.app, name="monitor")
 approvals.register(registry.app)
 cards.register(registry.app)
 webhooks.register(registry.app)

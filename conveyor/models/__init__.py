@@ -42,6 +42,7 @@ from conveyor.models._uris import (
     ResolveRequest,
     parse_models_uri,
     register_resolver,
+    resolve,
     resolvers,
 )
 from conveyor.models.flavors import Flavor, LoadOptions, PickleWarning, default_registry
@@ -69,6 +70,7 @@ __all__ = [
     "read_model_manifest",
     "register_flavor",
     "register_resolver",
+    "resolve",
     "resolvers",
     "save",
 ]
