@@ -2,8 +2,9 @@
 # the targets install everything else into .venv (Python) and .test-tools (Azurite).
 #
 #   make demo    run the example pipeline twice (the second time from the cache), register
-#                its best model and promote it under a second person's approval, then
-#                start a server, train and track a few models, print a leaderboard
+#                its best model and promote it under a second person's approval, track a
+#                few models on a server and print a leaderboard, then serve the champion
+#                and send it a request over both protocols
 #   make test    lint, then the whole test suite (PostgreSQL on 127.0.0.1:5432 required)
 #
 # Installs are incremental: a stamp file records each one, and the virtual environment
@@ -32,7 +33,7 @@ DEMO_CONVEYOR := $(DEMO_ENV) $(BIN)/conveyor
 
 help:
 	@echo "make demo        run the example pipeline twice, register and promote its best model,"
-	@echo "                 then start a server, track a few models"
+	@echo "                 track a few models on a server, then serve the champion"
 	@echo "make test        ruff, then pytest (needs PostgreSQL on 127.0.0.1:5432)"
 	@echo "make lint        ruff check and format check"
 	@echo "make bench       tracking benchmarks"
@@ -61,15 +62,16 @@ test: venv test-tools
 	$(BIN)/ruff check conveyor tests examples
 	$(BIN)/pytest
 
-# The pipeline and the registry demo go first because examples/demo.py keeps its server up
-# until Ctrl-C; that server then also shows the pipeline's tracking runs (experiment
-# "breast_cancer"). The registry demo promotes the pipeline's best model to @champion.
+# The registry demo promotes the pipeline's best model to @champion; the serving demo,
+# last because it keeps serving until Ctrl-C, serves models:/breast-cancer@champion.
+# `conveyor server` afterwards shows every run the demo tracked (data in ./.conveyor).
 demo: venv
 	$(DEMO_CONVEYOR) pipeline run examples/pipeline.py --executor process
 	$(DEMO_CONVEYOR) pipeline run examples/pipeline.py --executor process
 	$(DEMO_CONVEYOR) pipeline runs --pipeline breast_cancer --limit 5
 	$(DEMO_ENV) $(BIN)/python examples/registry_demo.py
-	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/demo.py --no-wait
+	$(DEMO_ENV) $(BIN)/python examples/serving_demo.py
 
 lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -1,4 +1,4 @@
-"""``examples/registry_demo.py``, as ``make demo`` runs it after the pipeline.
+"""``examples/registry_demo.py`` and ``serving_demo.py``, as ``make demo`` runs them after the pipeline.
 
 The pipeline runs in-process against a store in a scratch folder; the registry demo then
 runs as a subprocess on that store, as a user's next command would, and what it left
@@ -75,3 +75,19 @@ def test_registry_demo_promotes_the_best_model_under_four_eyes(settings: Setting
     finally:
         client.close()
         registry.store.close()
+
+    # make demo ends by serving the champion and asking it, both protocols.
+    served = subprocess.run(
+        [sys.executable, str(EXAMPLES / "serving_demo.py"), "--no-wait"],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert served.returncode == 0, f"{served.stdout}\n{served.stderr}"
+    assert "(MLflow scoring protocol)  -> 200" in served.stdout
+    assert "(Open Inference Protocol)  -> 200" in served.stdout
+    assert f"model_version {champion.version}" in served.stdout
+    assert "-> 400" in served.stdout and "missing" in served.stdout
