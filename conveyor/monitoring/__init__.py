@@ -14,6 +14,11 @@ A pure library (numpy, pandas, pyarrow, scipy): no store, no server. The object 
 - :mod:`~conveyor.monitoring.sketch`: the mergeable, bounded summaries everything rests on.
 - :mod:`~conveyor.monitoring.stats`: the statistics, equal to scipy's on the same data.
 - ``docs/monitoring.md``: methods, defaults, thresholds and error bounds.
+- Monitor jobs, on the store (not imported here, so this package stays store-free):
+  :mod:`~conveyor.monitoring.profiles` (profiles stored with versions),
+  :mod:`~conveyor.monitoring.jobs` (``run_monitor``), :mod:`~conveyor.monitoring.alerts`,
+  :mod:`~conveyor.monitoring.results` (``latest_points``, ``points``) and
+  :mod:`~conveyor.monitoring.pipeline` (scheduled monitors).
 
 Example::
 

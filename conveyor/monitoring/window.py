@@ -26,7 +26,7 @@ What is exact and what is estimated, for a window of ``n`` values per column:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,12 +49,19 @@ UNSEEN_CAPACITY = 100
 
 @dataclass(frozen=True)
 class WindowReport:
-    """Drift and data quality of one window against the reference."""
+    """Drift and data quality of one window against the reference.
+
+    ``histograms`` holds, per reference column, the window's counts in that column's
+    reference bins (``profile.columns[name].bins``, same order, "other" last): a few
+    integers per column, kept so a report can draw reference against current without
+    the window's rows.
+    """
 
     rows: int
     empty: bool
     drift: DriftReport
     quality: QualityReport
+    histograms: dict[str, list[int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (no NaN)."""
@@ -63,6 +70,7 @@ class WindowReport:
             "empty": self.empty,
             "drift": self.drift.to_dict(),
             "quality": self.quality.to_dict(),
+            "histograms": self.histograms,
         }
 
 
@@ -271,7 +279,13 @@ class WindowAccumulator:
             duplicate_rate=self.duplicate_rate(),
             new_columns=self.new_columns,
         )
-        return WindowReport(rows=self.rows, empty=self.rows == 0, drift=drift, quality=quality)
+        return WindowReport(
+            rows=self.rows,
+            empty=self.rows == 0,
+            drift=drift,
+            quality=quality,
+            histograms={name: s.bin_counts.tolist() for name, s in summaries.items()},
+        )
 
     def nbytes(self) -> int:
         """Memory retained between chunks (sketches, samples, counts), not the chunk itself."""

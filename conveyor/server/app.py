@@ -42,6 +42,8 @@ def create_app(settings: Settings | None = None, service: TrackingService | None
     _include_approvals(app, service)
     _include_cards(app, service)
     _include_audit(app, service)
+    _include_monitoring(app, service)
+    _include_metrics(app, service)
     # Added before auth, so it runs inside it and sees the principal auth found.
     app.add_middleware(ActorMiddleware)
     if settings.auth:
@@ -90,6 +92,40 @@ def _include_audit(app: FastAPI, service: TrackingService) -> None:
 
     if isinstance(service.store, SqlStore):
         app.include_router(audit_api.build_router(AuditLog(service.store)))
+
+
+def _include_monitoring(app: FastAPI, service: TrackingService) -> None:
+    """Serve monitor results, runs and alert rules where their tables live: the SQL store."""
+    from conveyor.server import monitoring_api
+    from conveyor.store.sql.store import SqlStore
+
+    if isinstance(service.store, SqlStore):
+        app.include_router(monitoring_api.build_router(service.store))
+
+
+def _include_metrics(app: FastAPI, service: TrackingService) -> None:
+    """Serve Prometheus ``/metrics``: monitoring gauges read from the SQL store on each scrape.
+
+    Not an open path: with ``--auth`` it needs ``read`` like any GET, because the gauges
+    name models and features (Prometheus sends a token: ``authorization`` in its scrape
+    config). ``app.state.metrics_registry`` holds the collectors, for embedders to extend.
+    """
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+    from conveyor.monitoring.exporter import MonitoringCollector
+    from conveyor.store.sql.store import SqlStore
+
+    if not isinstance(service.store, SqlStore):
+        return
+    app.state.metrics_registry = CollectorRegistry(auto_describe=True)
+    app.state.metrics_registry.register(MonitoringCollector.for_store(service.store))
+
+    # A plain (sync) route: FastAPI runs it in a thread, so the store read never blocks the loop.
+    @app.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
+    def metrics() -> PlainTextResponse:
+        body = generate_latest(app.state.metrics_registry)
+        return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @contextlib.asynccontextmanager

@@ -378,6 +378,7 @@ audit_log = Table(
 from conveyor.store.sql import (  # noqa: E402, F401
     schema_approvals,
     schema_identity,
+    schema_monitoring,
     schema_registry,
     schema_webhooks,
 )

@@ -35,6 +35,11 @@ EVENTS = (
     "alias.deleted",
     "approval.requested",
     "approval.decided",
+    # Model monitoring (conveyor.store.sql.monitoring_alerts): an alert opened or resolved,
+    # and the retrain suggestion of a rule that asks for one.
+    "monitoring.alert.opened",
+    "monitoring.alert.resolved",
+    "monitoring.retrain.suggested",
 )
 DEFAULT_DELIVERY_LIMIT = 100
 
