@@ -3,8 +3,9 @@
 #
 #   make demo    run the example pipeline twice (the second time from the cache), register
 #                its best model and promote it under a second person's approval, track a
-#                few models on a server and print a leaderboard, then serve the champion
-#                and send it a request over both protocols
+#                few models on a server and print a leaderboard, then serve the champion,
+#                send it requests over both protocols and shifted traffic, run the
+#                monitor and show the drift alert firing
 #   make test    lint, then the whole test suite (PostgreSQL on 127.0.0.1:5432 required)
 #
 # Installs are incremental: a stamp file records each one, and the virtual environment
@@ -33,7 +34,7 @@ DEMO_CONVEYOR := $(DEMO_ENV) $(BIN)/conveyor
 
 help:
 	@echo "make demo        run the example pipeline twice, register and promote its best model,"
-	@echo "                 track a few models on a server, then serve the champion"
+	@echo "                 track a few models, serve the champion, monitor it (drift alert)"
 	@echo "make test        ruff, then pytest (needs PostgreSQL on 127.0.0.1:5432)"
 	@echo "make lint        ruff check and format check"
 	@echo "make bench       tracking benchmarks"

@@ -1,13 +1,18 @@
-"""``make demo``, last step: serve the champion the registry demo promoted, and ask it.
+"""``make demo``, last step: serve the champion the registry demo promoted, ask it, monitor it.
 
-1. starts ``conveyor serve models:/breast-cancer@champion`` in a subprocess on the demo's
-   store (``./.conveyor``), port 8080 when free, and waits until ``/v2/health/ready``;
-2. sends one row of the breast-cancer data both ways: MLflow's ``/invocations``
+1. stores the champion's reference profile (the breast-cancer data, with the model's
+   predictions and the labels) and an alert rule: more than 30 % of features drifted;
+2. starts ``conveyor serve`` on a deployment file that serves
+   ``models:/breast-cancer@champion`` with the prediction log on, on the demo's store
+   (``./.conveyor``), port 8080 when free, and waits until ``/v2/health/ready``;
+3. sends one row of the breast-cancer data both ways: MLflow's ``/invocations``
    (``dataframe_split``) and the Open Inference Protocol (one tensor per column), prints
-   the answers, the request id, and the ``curl`` command to do the same;
-3. sends a request with a missing column to show the field-level 400;
-4. keeps serving until Ctrl-C, or stops at once with ``--no-wait`` (or
-   ``CONVEYOR_DEMO_NO_WAIT=1``), as ``tests/test_serving_demo.py`` does.
+   the answers, the request id, and the ``curl`` command to do the same; then a request
+   with a missing column, to show the field-level 400;
+4. sends a batch of shifted traffic (every feature 40 % larger), runs the monitor over the
+   last hour of the prediction log, and shows the drift it found and the alert it opened;
+5. keeps serving until Ctrl-C, or stops at once with ``--no-wait`` (or
+   ``CONVEYOR_DEMO_NO_WAIT=1``), as ``tests/test_registry_demo.py`` does.
 """
 
 from __future__ import annotations
@@ -26,8 +31,16 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-URI = "models:/breast-cancer@champion"
+MODEL = "breast-cancer"
+URI = f"models:/{MODEL}@champion"
 DEFAULT_PORT = 8080
+DEPLOYMENT = f"""\
+models:
+  - {{name: {MODEL}, uri: "{URI}"}}
+prediction_log: {{enabled: true, flush_interval_s: 0.5}}
+"""
+#: Shifted traffic: every feature scaled by this, as a new data source might.
+SHIFT = 1.4
 
 
 def free_port(preferred: int) -> int:
@@ -66,15 +79,74 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: f
     raise RuntimeError(f"the model server at {url} was not ready within {timeout:.0f} s; see {log}")
 
 
-def sample_row() -> dict[str, Any]:
+def dataset() -> Any:
     from sklearn.datasets import load_breast_cancer
 
-    frame = load_breast_cancer(as_frame=True).frame.drop(columns="target")
-    row = frame.iloc[:1]
+    return load_breast_cancer(as_frame=True).frame
+
+
+def sample_row() -> dict[str, Any]:
+    row = dataset().drop(columns="target").iloc[:1]
     return {"columns": list(row.columns), "data": row.to_numpy().tolist()}
 
 
+def prepare_monitoring() -> None:
+    """The champion's reference profile, and a drift alert rule (once)."""
+    from conveyor.config import Settings
+    from conveyor.monitoring import alerts
+    from conveyor.monitoring.context import MonitorContext
+    from conveyor.monitoring.profiles import profile_version
+
+    ctx = MonitorContext.from_settings(Settings())
+    try:
+        profile_version(ctx, URI, dataset(), predictions_from_model=True, labels_column="target")
+        if not any(r.metric == "share_drifted" for r in alerts.list_rules(ctx.store, MODEL)):
+            alerts.add_rule(ctx.store, MODEL, "share_drifted", ">", 0.3, severity="warning")
+    finally:
+        ctx.close()
+    print(f"Reference profile stored for {URI}; alert rule: share_drifted > 0.3")
+
+
+def send_shifted_traffic(url: str) -> int:
+    frame = dataset().drop(columns="target").sample(300, random_state=1) * SHIFT
+    for start in range(0, len(frame), 100):
+        part = frame.iloc[start : start + 100]
+        split = {"columns": list(part.columns), "data": part.to_numpy().tolist()}
+        status, answer, _ = post(f"{url}/invocations", {"dataframe_split": split})
+        if status != 200:
+            raise RuntimeError(f"shifted traffic refused: {status} {answer}")
+    return len(frame)
+
+
+def monitor() -> None:
+    """Run the monitor over the last hour of the prediction log, as ``conveyor monitor run`` does."""
+    from datetime import UTC, datetime, timedelta
+
+    from conveyor.config import Settings
+    from conveyor.monitoring.context import MonitorContext
+    from conveyor.monitoring.jobs import run_monitor
+
+    ctx = MonitorContext.from_settings(Settings())
+    try:
+        result = run_monitor(ctx, URI, window="1h", end=datetime.now(UTC) + timedelta(minutes=1))
+    finally:
+        ctx.close()
+    drift = result.report.drift
+    drifted = [c.column.removeprefix("input.") for c in drift.features if c.drifted]
+    print(f"\nMonitor over the last hour of the prediction log ({URI}):")
+    print(f"  {result.report.rows} predictions; {drift.n_drifted} of {drift.n_tested} features drifted")
+    print(f"  e.g. {', '.join(drifted[:4])}; dataset drift: {drift.dataset_drift}")
+    for alert in result.alerts:
+        print(f"  ALERT {alert.state} [{alert.severity}] {alert.metric} = {alert.last_value:.2f} on {MODEL}")
+    report = Path(Settings().resolved_artifact_root()) / (result.run.report_path or "")
+    print(f"  report: {report}")
+    print(
+        f"  (again with `conveyor monitor run {URI} --window 1h`; results: `conveyor monitor show {MODEL}`)"
+    )
+
+
 def ask(url: str) -> None:
+    """One row both ways, then a row with a column missing."""
     split = sample_row()
     status, answer, request_id = post(f"{url}/invocations", {"dataframe_split": split})
     print(f"\nPOST {url}/invocations  (MLflow scoring protocol)  -> {status}  X-Request-ID {request_id}")
@@ -92,9 +164,10 @@ def ask(url: str) -> None:
     broken = {"columns": split["columns"][1:], "data": [split["data"][0][1:]]}
     status, answer, _ = post(f"{url}/invocations", {"dataframe_split": broken})
     print(f"A row without '{split['columns'][0]}'  -> {status}: {json.dumps(answer.get('details', answer))}")
-    first = json.dumps({"dataframe_split": {"columns": split["columns"][:2], "data": [split["data"][0][:2]]}})
-    print("\nSame from a shell (all 30 columns are needed; the first two shown):")
-    print(f"  curl -s {url}/invocations -H 'Content-Type: application/json' -d '{first[:-3]}...]]}}}}'")
+    sample = Path(os.environ.get("CONVEYOR_HOME", ".conveyor")) / "sample-request.json"
+    sample.write_text(json.dumps({"dataframe_split": split}))
+    print("\nSame from a shell:")
+    print(f"  curl -s {url}/invocations -H 'Content-Type: application/json' -d @{sample}")
     print(f"Metrics: {url}/metrics   OpenAPI: {url}/docs")
 
 
@@ -108,13 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(os.environ.get("CONVEYOR_HOME", ".conveyor"))
     home.mkdir(parents=True, exist_ok=True)
     log = home / "serving-demo.log"
-    command = [sys.executable, "-m", "conveyor", "serve", URI, "--port", str(port), "--no-access-log"]
-    print(f"$ conveyor serve {URI} --port {port}   (log: {log})")
+    config = home / "serving-demo.yaml"
+    config.write_text(DEPLOYMENT)
+    prepare_monitoring()
+    command = [sys.executable, "-m", "conveyor", "serve", "--config", str(config), "--port", str(port)]
+    print(f"$ conveyor serve --config {config} --port {port}   (serves {URI}; log: {log})")
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([*command, "--no-access-log"], stdout=sink, stderr=subprocess.STDOUT)
     try:
         wait_ready(url, process, log)
         ask(url)
+        rows = send_shifted_traffic(url)
+        print(f"\nSent {rows} rows of shifted traffic (every feature x{SHIFT}).")
+        time.sleep(1.5)  # the prediction log flushes every 0.5 s
+        monitor()
         if not no_wait:
             print("\nServing the champion until Ctrl-C.")
             process.wait()

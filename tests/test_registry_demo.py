@@ -91,3 +91,6 @@ def test_registry_demo_promotes_the_best_model_under_four_eyes(settings: Setting
     assert "(Open Inference Protocol)  -> 200" in served.stdout
     assert f"model_version {champion.version}" in served.stdout
     assert "-> 400" in served.stdout and "missing" in served.stdout
+    # ...and sends shifted traffic, monitors it, and the drift alert fires.
+    assert "Sent 300 rows of shifted traffic" in served.stdout
+    assert "ALERT OPEN [warning] share_drifted" in served.stdout, served.stdout
