@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from conveyor.errors import InvalidInput
@@ -26,31 +25,45 @@ TEXT_MIN_LENGTH = 20
 
 
 class _Numbers:
-    """Builder state of a column of numbers: summaries plus exact counts of few values."""
+    """Builder state of a column of numbers: summaries plus exact counts of few values.
+
+    ``levels`` is ``(values, counts)``, the distinct values in ascending order and how
+    often each occurred, while there are at most ``max_levels`` of them; then None.
+    """
 
     def __init__(self, rng: np.random.Generator, sample_size: int, max_levels: int) -> None:
         self.state = cols.NumericState(rng, cols.SKETCH_K, sample_size)
         self.max_levels = max_levels
-        self.levels: pd.Series | None = pd.Series(dtype="int64")
+        self.levels: tuple[np.ndarray, np.ndarray] | None = (np.empty(0), np.empty(0, dtype=np.int64))
 
     def update(self, values: np.ndarray, type_errors: int = 0) -> None:
         finite = self.state.update(values, type_errors)
         if finite.size and self.levels is not None:
             starts = np.flatnonzero(np.concatenate([[True], finite[1:] != finite[:-1]]))
+            if starts.size > self.max_levels:
+                self.levels = None
+                return
             counts = np.diff(np.append(starts, finite.size))
-            self._add_levels(pd.Series(counts, index=finite[starts]))
+            self._add_levels((finite[starts], counts))
 
     def merge(self, other: _Numbers) -> None:
         self.state.merge(other.state)
         self._add_levels(other.levels)
 
-    def _add_levels(self, counts: pd.Series | None) -> None:
+    def _add_levels(self, levels: tuple[np.ndarray, np.ndarray] | None) -> None:
         """Exact counts per value while there are at most ``max_levels`` of them, then None."""
-        if self.levels is None or counts is None:
+        if self.levels is None or levels is None:
             self.levels = None
             return
-        merged = self.levels.add(counts, fill_value=0).astype("int64")
-        self.levels = merged if len(merged) <= self.max_levels else None
+        (mine, my_counts), (theirs, their_counts) = self.levels, levels
+        union = np.union1d(mine, theirs)
+        if union.size > self.max_levels:
+            self.levels = None
+            return
+        counts = np.zeros(union.size, dtype=np.int64)
+        counts[np.searchsorted(union, mine)] += my_counts
+        counts[np.searchsorted(union, theirs)] += their_counts
+        self.levels = (union, counts)
 
     def profile(self, name: str, kind: str, role: str, rows: int, bins: int) -> ColumnProfile:
         state = self.state
@@ -70,7 +83,7 @@ class _Numbers:
             rows=rows,
             missing=missing,
             type_errors=state.type_errors,
-            n_unique=None if self.levels is None else len(self.levels),
+            n_unique=None if self.levels is None else len(self.levels[0]),
             mean=state.moments.mean,
             std=state.moments.std,
             min=state.moments.min,
@@ -83,8 +96,8 @@ class _Numbers:
 
     def _bins(self, bins: int) -> Bins:
         if self.levels is not None:
-            levels = self.levels.sort_index()
-            return Bins("levels", tuple(levels.index.astype(float)), np.append(levels.to_numpy(), 0))
+            values, counts = self.levels
+            return Bins("levels", tuple(values.astype(float).tolist()), np.append(counts, 0))
         state = self.state
         probabilities = np.linspace(0.0, 1.0, bins + 1)[1:-1]
         if state.sample.complete:
@@ -97,11 +110,19 @@ class _Numbers:
         return Bins("edges", tuple(edges), np.maximum(counts, 0), complete=False)
 
     def nbytes(self) -> int:
-        return self.state.nbytes() + (0 if self.levels is None else int(self.levels.memory_usage()))
+        return self.state.nbytes() + (0 if self.levels is None else sum(a.nbytes for a in self.levels))
 
 
 class _Strings:
-    """Builder state of a string column: value counts, plus lengths in case it is text."""
+    """Builder state of a string column: value counts, plus lengths in case it is text.
+
+    Lengths are summarized only once the column might be text: while the frequent-items
+    table holds every distinct value with its exact count (a categorical column), the
+    lengths are known from it, and a column stays categorical anyway. When the table first
+    overflows, the lengths of everything seen so far are rebuilt from it, then each chunk
+    adds its own (its distinct values' lengths, repeated by their counts). A column
+    declared ``text`` summarizes lengths from the start.
+    """
 
     def __init__(
         self, kind: str, rng: np.random.Generator, sample_size: int, capacity: int, max_levels: int
@@ -111,24 +132,53 @@ class _Strings:
         self.missing = 0
         self.type_errors = 0
         self.items = FrequentItems(capacity)
-        self.lengths = _Numbers(rng, sample_size, max_levels)
+        self._rng, self._sample_size, self._max_levels = rng, sample_size, max_levels
+        self.lengths: _Numbers | None = self._new_lengths() if kind == "text" else None
 
-    def update(self, strings: pa.Array, type_errors: int) -> None:
-        self.rows += len(strings)
-        self.missing += strings.null_count
+    def _new_lengths(self) -> _Numbers:
+        return _Numbers(self._rng, self._sample_size, self._max_levels)
+
+    def _replayed(self, values: pa.Array, counts: np.ndarray) -> _Numbers:
+        """Length summaries of an exact value-count table."""
+        lengths = self._new_lengths()
+        if len(values):
+            lengths.update(np.repeat(cols.lengths(values), counts))
+        return lengths
+
+    def update(self, coded: cols.Coded, type_errors: int) -> None:
+        self.rows += coded.rows
+        self.missing += coded.nulls
         self.type_errors += type_errors
-        self.items.update(*cols.value_counts(strings))
-        if self.kind != "boolean":
-            self.lengths.update(cols.lengths(strings))
+        before = (self.items.values, self.items.counts)
+        self.items.update(*coded.used())
+        if self.kind == "boolean":
+            return
+        if self.lengths is None and not self.items.complete:
+            self.lengths = self._replayed(*before)
+        if self.lengths is not None:
+            self.lengths.update(coded.lengths())
 
     def merge(self, other: _Strings) -> None:
         self.rows += other.rows
         self.missing += other.missing
         self.type_errors += other.type_errors
+        before = (self.items.values, self.items.counts)
         self.items.merge(other.items)
-        self.lengths.merge(other.lengths)
+        if self.kind == "boolean" or (self.lengths is None and other.lengths is None and self.items.complete):
+            return
+        mine = self.lengths or self._replayed(*before)
+        mine.merge(other.lengths or self._replayed(other.items.values, other.items.counts))
+        self.lengths = mine
+
+    def text_lengths(self) -> _Numbers:
+        """The length summaries (rebuilt from the exact counts if not kept so far)."""
+        if self.lengths is None:
+            self.lengths = self._replayed(self.items.values, self.items.counts)
+        return self.lengths
 
     def is_text(self) -> bool:
+        if self.lengths is None:
+            return False  # the table holds every value: a categorical column
         mean_length = self.lengths.state.moments.mean
         return not self.items.complete and mean_length >= TEXT_MIN_LENGTH
 
@@ -151,7 +201,7 @@ class _Strings:
         return ColumnProfile(name, kind, role, rows, missing, self.type_errors, n_unique=n_unique, bins=bins)
 
     def nbytes(self) -> int:
-        return self.items.nbytes() + self.lengths.nbytes()
+        return self.items.nbytes() + (0 if self.lengths is None else self.lengths.nbytes())
 
 
 class ProfileBuilder:
@@ -219,8 +269,9 @@ class ProfileBuilder:
                 column_hash = cols.hash_numbers(values)
             else:
                 strings, errors = cols.as_strings(array, kind)
-                state.update(strings, errors)
-                column_hash = cols.hash_strings(strings)
+                coded = cols.code(strings)
+                state.update(coded, errors)
+                column_hash = coded.hashes()
             row_hash = cols.combine_hashes(row_hash, column_hash)
         self._distinct.update(row_hash)
         self.rows += batch.num_rows
@@ -287,7 +338,7 @@ class ProfileBuilder:
         if kind == "categorical" and name not in self.kinds and state.is_text():
             kind = "text"
         if kind == "text":
-            return state.lengths.profile(name, kind, role, self.rows, self.bins)
+            return state.text_lengths().profile(name, kind, role, self.rows, self.bins)
         return state.profile(name, kind, role, self.rows, self.top_k)
 
     def nbytes(self) -> int:

@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import expit, logit
 
 from conveyor.errors import InvalidInput
 from conveyor.monitoring.performance import (
@@ -57,10 +55,14 @@ class Calibrator:
     def __call__(self, scores: np.ndarray) -> np.ndarray:
         if self.method == "isotonic":
             return np.interp(scores, self.x, self.y)
+        from scipy.special import expit
+
         return expit(self.a * _logit(scores) + self.b)
 
 
 def _logit(scores: np.ndarray) -> np.ndarray:
+    from scipy.special import logit
+
     return logit(np.clip(scores, 1e-12, 1 - 1e-12))
 
 
@@ -95,6 +97,10 @@ def fit_isotonic(scores: np.ndarray, targets: np.ndarray) -> Calibrator:
 
 def fit_platt(scores: np.ndarray, targets: np.ndarray) -> Calibrator:
     """Platt scaling: logistic regression of ``targets`` on ``logit(scores)``."""
+    # scipy is imported where it is used: ``import conveyor.monitoring`` stays light.
+    from scipy.optimize import minimize
+    from scipy.special import expit
+
     z = _logit(scores)
 
     def loss(params: np.ndarray) -> tuple[float, np.ndarray]:

@@ -13,17 +13,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-from scipy.stats import rankdata
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from conveyor.errors import InvalidInput
 from conveyor.monitoring._json import json_safe
 
 KEYS = ("request_id", "row")
+
+
+def _pandas() -> Any:
+    """pandas, imported on first use: ``import conveyor.monitoring`` does not load it (50 MB)."""
+    import pandas
+
+    return pandas
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,7 @@ def present(*arrays: np.ndarray | None) -> np.ndarray:
     for array in arrays:
         if array is None:
             continue
-        missing = pd.isna(array)
+        missing = _pandas().isna(array)
         row_missing = missing.any(axis=1) if missing.ndim == 2 else missing
         keep = ~row_missing if keep is None else keep & ~row_missing
     return keep
@@ -99,7 +107,7 @@ def present(*arrays: np.ndarray | None) -> np.ndarray:
 def sorted_classes(*arrays: np.ndarray) -> list[Any]:
     found = set()
     for array in arrays:
-        found.update(pd.unique(array).tolist())
+        found.update(_pandas().unique(array).tolist())
     return sorted(found, key=lambda v: (type(v).__name__, v))
 
 
@@ -116,6 +124,8 @@ def binary_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
     n_neg = positive.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return None
+    from scipy.stats import rankdata
+
     ranks = rankdata(scores)
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
@@ -237,7 +247,7 @@ def _multiclass_scores(
         reasons["roc_auc"] = "one-vs-rest macro over the classes that occur in the window's labels"
     if not defined:
         reasons["roc_auc"] = "only one class in the window's labels"
-    column = pd.Index(classes).get_indexer(truth)
+    column = _pandas().Index(classes).get_indexer(truth)
     if (column < 0).any():
         raise InvalidInput(
             f"labels {sorted(set(truth[column < 0].tolist()))} are not among the classes {classes}"
@@ -299,6 +309,7 @@ class LabelJoin:
 
 
 def _frame(data: Any, name: str, needed: Sequence[str]) -> pd.DataFrame:
+    pd = _pandas()
     frame = data.to_pandas() if isinstance(data, pa.Table | pa.RecordBatch) else data
     if not isinstance(frame, pd.DataFrame):
         raise InvalidInput(f"{name} must be a pandas DataFrame or a pyarrow Table, got {type(data).__name__}")
@@ -327,6 +338,7 @@ def join_labels(predictions: Any, labels: Any) -> LabelJoin:
     joined = logged.drop(columns=[c for c in ("label", "received_at") if c in logged.columns]).merge(
         latest[columns], on=list(KEYS), how="inner"
     )
+    pd = _pandas()
     known = pd.MultiIndex.from_frame(latest[list(KEYS)]).isin(pd.MultiIndex.from_frame(logged[list(KEYS)]))
     return LabelJoin(
         frame=joined,

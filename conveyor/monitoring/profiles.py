@@ -24,7 +24,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -56,7 +56,7 @@ CALIBRATION_ROWS = 200_000
 SAMPLES_BUDGET = 16 << 20
 BATCH_ROWS = 65_536
 
-Data = str | os.PathLike[str] | cols.Chunk | Iterable[cols.Chunk]
+Data: TypeAlias = "str | os.PathLike[str] | cols.Chunk | Iterable[cols.Chunk]"
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,13 @@ summary                what it answers                  error
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from conveyor.monitoring import _arrow
 
 
 class Moments:
@@ -48,16 +52,18 @@ class Moments:
         self.min = math.inf
         self.max = -math.inf
 
-    def update(self, values: np.ndarray) -> None:
-        """Fold in finite float values."""
+    def update(self, values: np.ndarray, *, presorted: bool = False) -> None:
+        """Fold in finite float values (``presorted``: in ascending order, so the ends are min and max)."""
         if values.size == 0:
             return
         other = Moments()
         other.count = int(values.size)
         other.mean = float(values.mean())
-        other.m2 = float(np.square(values - other.mean).sum())
-        other.min = float(values.min())
-        other.max = float(values.max())
+        deviations = values - other.mean
+        deviations *= deviations
+        other.m2 = float(deviations.sum())
+        other.min = float(values[0] if presorted else values.min())
+        other.max = float(values[-1] if presorted else values.max())
         self.merge(other)
 
     def merge(self, other: Moments) -> None:
@@ -134,6 +140,11 @@ class QuantileSketch:
                     self.levels.append(np.empty(0))
                 self.levels[h + 1] = _merge_sorted(self.levels[h + 1], promoted)
             h += 1
+        # A kept level may be a slice or a strided view of a whole chunk's values: copy it,
+        # or the chunk stays alive as long as the sketch (a chunk per column, not ~2k values).
+        for h, buffer in enumerate(self.levels):
+            if buffer.base is not None:
+                self.levels[h] = buffer.copy()
 
     def _sorted(self) -> tuple[np.ndarray, np.ndarray]:
         values = np.concatenate(self.levels)
@@ -195,9 +206,25 @@ class Reservoir:
         return self.seen <= self.size
 
     def update(self, values: np.ndarray) -> None:
-        """Offer a chunk of values."""
-        self.seen += int(values.size)
-        self._absorb(values, self.rng.random(values.size))
+        """Offer a chunk of values.
+
+        Once the sample is full, only keys below its largest key can enter. Rather than
+        draw a key per value and drop most of them, draw which values get a key below it
+        (each independently, with that probability: the gaps between them are geometric)
+        and their keys (uniform below it): the same distribution, in time proportional to
+        what enters (about ``size * chunk / seen``).
+        """
+        n = int(values.size)
+        self.seen += n
+        if n == 0:
+            return
+        if self.keys.size < self.size:
+            self._absorb(values, self.rng.random(n))
+            return
+        ceiling = float(self.keys.max())
+        chosen = _bernoulli_positions(self.rng, n, ceiling)
+        if chosen.size:
+            self._absorb(values[chosen], self.rng.random(chosen.size) * ceiling)
 
     def merge(self, other: Reservoir) -> None:
         """Fold in a reservoir of another part of the stream."""
@@ -222,6 +249,20 @@ class Reservoir:
         return self.values.nbytes + self.keys.nbytes
 
 
+def _bernoulli_positions(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
+    """The positions of ``range(n)`` kept when each is kept independently with probability ``p``."""
+    if p >= 1.0:
+        return np.arange(n)
+    if p <= 0.0:
+        return np.empty(0, dtype=np.int64)
+    expected = n * p
+    positions = np.cumsum(rng.geometric(p, int(expected + 4 * math.sqrt(expected) + 8))) - 1
+    while positions[-1] < n:
+        more = rng.geometric(p, int(expected) + 8)
+        positions = np.concatenate([positions, positions[-1] + np.cumsum(more)])
+    return positions[: np.searchsorted(positions, n)]
+
+
 class FrequentItems:
     """Counts of the most frequent values (Misra-Gries), mergeable, at most ``capacity`` kept.
 
@@ -229,13 +270,16 @@ class FrequentItems:
     table overflows the (capacity+1)-th largest count is subtracted from every entry and
     the non-positive ones are dropped; :attr:`error` adds up what was subtracted, so each
     kept count is low by at most ``error`` (<= n/(capacity+1)), and every value more
-    frequent than ``error`` is kept. The counts live in a pandas Series so that merging a
-    chunk's value counts is one vectorized ``add``.
+    frequent than ``error`` is kept. The values live in an Arrow string array and the
+    counts in a numpy array (:attr:`values`, :attr:`counts`), so that merging a chunk's
+    value counts is one dictionary encoding and one ``bincount``, with no Python object
+    per value.
     """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.counts = pd.Series(dtype="int64")
+        self.values: pa.Array = _arrow.strings([])
+        self.counts = np.empty(0, dtype=np.int64)
         self.total = 0
         self.error = 0
 
@@ -244,37 +288,61 @@ class FrequentItems:
         """True when no count was ever cut: the table is every value with its exact count."""
         return self.error == 0
 
-    def update(self, values: np.ndarray, counts: np.ndarray) -> None:
-        """Add ``counts[i]`` occurrences of ``values[i]`` (distinct values)."""
+    def update(self, values: Any, counts: np.ndarray) -> None:
+        """Add ``counts[i]`` occurrences of ``values[i]`` (an Arrow array or a sequence of strings)."""
         if len(values):
-            series = pd.Series(np.asarray(counts, dtype="int64"), index=pd.Index(values, dtype=object))
-            self._add(series, int(series.sum()))
+            counts = np.asarray(counts, dtype=np.int64)
+            self._add(_as_strings(values), counts, int(counts.sum()))
 
     def merge(self, other: FrequentItems) -> None:
         """Fold in the table of another part of the stream."""
         self.error += other.error
-        self._add(other.counts, other.total)
+        self._add(other.values, other.counts, other.total)
 
-    def _add(self, counts: pd.Series, total: int) -> None:
+    def _add(self, values: pa.Array, counts: np.ndarray, total: int) -> None:
         self.total += total
-        merged = self.counts.add(counts, fill_value=0).astype("int64")
-        if len(merged) > self.capacity:
-            cut = int(np.partition(merged.to_numpy(), len(merged) - self.capacity - 1)[-self.capacity - 1])
-            merged = merged - cut
-            merged = merged[merged > 0]
+        if len(self.values):
+            values = pa.concat_arrays([self.values, values])
+            counts = np.concatenate([self.counts, counts])
+        encoded = pc.dictionary_encode(values)
+        distinct = encoded.dictionary
+        if len(distinct) < len(values):  # a value given twice: add its counts up
+            index = _arrow.integers(encoded.indices, 0)
+            counts = np.bincount(index, weights=counts, minlength=len(distinct)).round().astype(np.int64)
+            values = distinct
+        if len(values) > self.capacity:
+            cut = int(np.partition(counts, len(counts) - self.capacity - 1)[-self.capacity - 1])
+            counts = counts - cut
+            keep = counts > 0
+            values, counts = values.filter(_arrow.mask(keep)), counts[keep]
             self.error += cut
-        self.counts = merged
+        self.values, self.counts = values, counts
 
     def top(self, n: int) -> list[tuple[str, int]]:
         """The ``n`` most frequent values, most frequent first, ties by value."""
-        frame = self.counts.reset_index()
-        frame.columns = ["value", "count"]
-        frame = frame.sort_values(["count", "value"], ascending=[False, True], kind="stable")
-        return [(str(v), int(c)) for v, c in zip(frame["value"].head(n), frame["count"].head(n), strict=True)]
+        if not len(self.values):
+            return []
+        table = pa.table({"value": self.values, "count": _arrow.int64s(self.counts)})
+        order = pc.sort_indices(table, sort_keys=[("count", "descending"), ("value", "ascending")])
+        order = order[: max(n, 0)]
+        values = self.values.take(order).to_pylist()
+        counts = self.counts[_arrow.integers(order, 0)]
+        return [(str(v), int(c)) for v, c in zip(values, counts, strict=True)]
 
     def nbytes(self) -> int:
         """Approximate memory of the table."""
-        return int(self.counts.memory_usage(index=True, deep=True))
+        return int(self.values.nbytes + self.counts.nbytes)
+
+
+def _as_strings(values: Any) -> pa.Array:
+    """An Arrow string array of ``values`` (Arrow arrays of strings pass through)."""
+    if isinstance(values, pa.Array):
+        if pa.types.is_large_string(values.type):
+            return values.cast(pa.string())
+        if pa.types.is_string(values.type):
+            return values
+        return values.cast(pa.string())
+    return _arrow.strings([str(v) for v in values])
 
 
 class DistinctCounter:

@@ -22,13 +22,17 @@ method              definition                                                  
 ==================  ===========================================================  =========
 
 Thresholds are Evidently's defaults (``../docs/monitoring.md`` has the table and why).
+
+Why scipy is imported inside the functions: ``scipy.stats`` alone costs about 45 MB of
+resident memory and 0.5 s at import, more than a monitoring window of 100,000 rows x 50
+columns needs for its data; the default statistics on large references (Wasserstein,
+Jensen-Shannon, PSI) need none of it, so a process pays for scipy only when it runs a
+p-value test (``ks``: ``scipy.stats``; ``chisquare``: only ``scipy.special``).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
-from scipy.spatial.distance import jensenshannon as _jensenshannon
 
 P_VALUE_METHODS = ("ks", "chisquare")
 DISTANCE_METHODS = ("wasserstein", "psi", "jensenshannon")
@@ -43,6 +47,8 @@ MIN_STD = 1e-3
 
 def ks(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov statistic and p-value."""
+    from scipy import stats
+
     result = stats.ks_2samp(reference, current)
     return float(result.statistic), float(result.pvalue)
 
@@ -56,6 +62,8 @@ def ks_asymptotic(
     D is measured between them, and the p-value is the asymptotic one (Kolmogorov
     distribution) for the true sizes ``reference_count`` and ``current_count``.
     """
+    from scipy import stats
+
     statistic = float(stats.ks_2samp(reference_points, current_points).statistic)
     n, m = reference_count, current_count
     effective = round(n * m / (n + m))
@@ -89,9 +97,24 @@ def psi(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
     return float(np.sum((c - r) * np.log(c / r)))
 
 
+def _relative_entropy(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``scipy.special.rel_entr`` for q > 0: p * ln(p / q), and 0 where p is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p > 0, p * np.log(p / q), 0.0)
+
+
 def jensenshannon(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
-    """Jensen-Shannon distance (natural log) between the two histograms."""
-    return float(_jensenshannon(_proportions(reference_counts), _proportions(current_counts)))
+    """Jensen-Shannon distance (natural log) between the two histograms.
+
+    ``scipy.spatial.distance.jensenshannon(r, c)`` step by step (proportions, midpoint,
+    the two relative entropies, square root of half their sum), in numpy: the midpoint is
+    positive wherever either side is, so the relative entropy never meets a zero there.
+    """
+    p, q = _proportions(reference_counts), _proportions(current_counts)
+    p, q = p / p.sum(), q / q.sum()
+    m = (p + q) / 2.0
+    js = np.sum(_relative_entropy(p, m)) + np.sum(_relative_entropy(q, m))
+    return float(np.sqrt(js / 2.0))
 
 
 def chisquare(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
@@ -100,13 +123,20 @@ def chisquare(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple
     Why homogeneity rather than goodness of fit against reference proportions: the
     reference is a sample too, and a category that is absent from the reference would
     make the goodness-of-fit statistic infinite.
+
+    The statistic is computed as ``scipy.stats.chi2_contingency(table, correction=False)``
+    does (expected counts from the margins, then Pearson's sum); the p-value is the
+    chi-square survival function it uses, ``scipy.special.chdtrc``.
     """
+    from scipy.special import chdtrc
+
     table = np.vstack([reference_counts, current_counts]).astype(float)
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2:
         return 0.0, 1.0
-    result = stats.chi2_contingency(table, correction=False)
-    return float(result.statistic), float(result.pvalue)
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    statistic = float(np.sum((table - expected) ** 2 / expected))
+    return statistic, float(chdtrc(table.shape[1] - 1, statistic))
 
 
 def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:

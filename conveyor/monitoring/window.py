@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from conveyor.errors import InvalidInput
+from conveyor.monitoring import _arrow
 from conveyor.monitoring import _columns as cols
 from conveyor.monitoring._summary import ColumnSummary
 from conveyor.monitoring.drift import PSEUDO_PROBABILITIES, DriftReport, compute_drift
@@ -140,23 +141,27 @@ class _Strings:
         self.reference = reference
         bins = reference.bins
         categories = list(bins.values) if bins is not None else []
-        self.index = pd.Index(categories, dtype=object)
+        self.categories = _arrow.strings([str(c) for c in categories])
         self.bin_counts = np.zeros(len(categories) + 1, dtype=np.int64)
         self.unseen = FrequentItems(UNSEEN_CAPACITY)
         self.present_rows = self.missing = self.type_errors = 0
 
     def update(self, array: pa.Array) -> np.ndarray:
         strings, errors = cols.as_strings(array, self.reference.kind)
-        self.present_rows += len(strings)
-        self.missing += strings.null_count
+        coded = cols.code(strings)
+        self.present_rows += coded.rows
+        self.missing += coded.nulls
         self.type_errors += errors
-        values, counts = cols.value_counts(strings)
-        index = self.index.get_indexer(values)
-        known = index >= 0
-        np.add.at(self.bin_counts, index[known], counts[known])
-        self.bin_counts[-1] += int(counts[~known].sum())
-        self.unseen.update(values[~known], counts[~known])
-        return cols.hash_strings(strings)
+        # Each distinct value's bin (its category, else "other"), then rows per bin.
+        found = pc.index_in(coded.dictionary, value_set=self.categories)
+        other = len(self.categories)
+        bins = _arrow.integers(found, other)
+        per_bin = np.bincount(bins, weights=coded.counts, minlength=other + 1)
+        self.bin_counts += per_bin.round().astype(np.int64)
+        unseen = (bins == other) & (coded.counts > 0)
+        if unseen.any():
+            self.unseen.update(coded.dictionary.filter(_arrow.mask(unseen)), coded.counts[unseen])
+        return coded.hashes()
 
     def merge(self, other: _Strings) -> None:
         self.present_rows += other.present_rows
