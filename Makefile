@@ -23,6 +23,10 @@ AZURITE := azurite@3
 BENCH_VENV := .bench-venv-pipelines
 BENCH_STAMP := $(BENCH_VENV)/.conveyor-installed
 BENCH_REQUIREMENTS := benchmarks/pipelines/requirements.txt
+# Evidently for `make bench-monitoring`, likewise in a virtual environment of its own.
+MONITORING_VENV := .bench-venv-monitoring
+MONITORING_STAMP := $(MONITORING_VENV)/.conveyor-installed
+MONITORING_REQUIREMENTS := benchmarks/monitoring/requirements.txt
 LINT_PATHS := conveyor tests $(wildcard examples benchmarks)
 # The demo keeps its data in ./.conveyor whatever the shell says, as examples/demo.py does.
 DEMO_ENV := env -u CONVEYOR_DATABASE_URL -u CONVEYOR_ARTIFACT_ROOT -u CONVEYOR_TRACKING_URI \
@@ -30,7 +34,7 @@ DEMO_ENV := env -u CONVEYOR_DATABASE_URL -u CONVEYOR_ARTIFACT_ROOT -u CONVEYOR_T
 DEMO_CONVEYOR := $(DEMO_ENV) $(BIN)/conveyor
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test-tools test demo lint bench bench-pipelines clean
+.PHONY: help venv test-tools test demo lint bench bench-pipelines bench-monitoring clean
 
 help:
 	@echo "make demo        run the example pipeline twice, register and promote its best model,"
@@ -39,6 +43,7 @@ help:
 	@echo "make lint        ruff check and format check"
 	@echo "make bench       tracking benchmarks"
 	@echo "make bench-pipelines  pipeline engine vs Prefect 3 and Metaflow (installs them into $(BENCH_VENV))"
+	@echo "make bench-monitoring drift vs Evidently (installs it into $(MONITORING_VENV))"
 	@echo "make venv        install Conveyor and its test tools into $(VENV) (PYTHON=$(PYTHON))"
 	@echo "make test-tools  install Azurite (Azure Blob emulator) into $(TOOLS)"
 	@echo "make clean       remove $(VENV), $(TOOLS) and caches (keeps .conveyor data)"
@@ -88,6 +93,14 @@ $(BENCH_STAMP): $(BENCH_REQUIREMENTS)
 
 bench-pipelines: venv $(BENCH_STAMP)
 	$(BIN)/python benchmarks/pipelines/run.py
+
+$(MONITORING_STAMP): $(MONITORING_REQUIREMENTS)
+	test -x $(MONITORING_VENV)/bin/python || $(PYTHON) -m venv $(MONITORING_VENV)
+	$(MONITORING_VENV)/bin/python -m pip install --quiet -r $(MONITORING_REQUIREMENTS)
+	touch $@
+
+bench-monitoring: venv $(MONITORING_STAMP)
+	$(BIN)/python benchmarks/monitoring/run.py
 
 # Keeps ./.conveyor (the demo's and the local store's data): remove it by hand if wanted.
 clean:
