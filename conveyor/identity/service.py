@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from conveyor.errors import InvalidInput, Unauthenticated
 from conveyor.identity import credentials
+from conveyor.identity._recent import RecentTokens
 from conveyor.identity.context import RequestContext
 from conveyor.identity.permissions import Permission, Role, check_role, permissions_of, require
 from conveyor.store.actor import DEFAULT_WORKSPACE
@@ -66,6 +67,7 @@ class IdentityService:
         self.store = store
         self._verified: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
+        self._recent = RecentTokens()
 
     @classmethod
     def for_store(cls, store: SqlStore) -> IdentityService:
@@ -110,6 +112,7 @@ class IdentityService:
     def set_disabled(self, name: str, disabled: bool, ctx: RequestContext) -> Principal:
         """Disable a principal (or enable it again); its credentials stop working at once."""
         self._require_admin(ctx)
+        self._recent.clear()
         return self.store.set_disabled(name, disabled, ctx.audit_actor())
 
     def get_principal(self, name: str) -> Principal:
@@ -140,6 +143,7 @@ class IdentityService:
 
     def revoke_token(self, token_id: str, ctx: RequestContext) -> ApiToken:
         self._require_admin(ctx)
+        self._recent.clear()
         return self.store.revoke_token(token_id, ctx.audit_actor())
 
     # -- workspaces and roles --------------------------------------------------------------
@@ -156,12 +160,14 @@ class IdentityService:
     ) -> RoleBinding:
         """Give ``principal`` the role in ``workspace`` (a no-op if it holds it already)."""
         self._require_admin(ctx, workspace)
+        self._recent.clear()
         return self.store.grant(principal, workspace, check_role(role).value, ctx.audit_actor())
 
     def revoke(
         self, principal: str, role: str | Role, ctx: RequestContext, workspace: str = DEFAULT_WORKSPACE
     ) -> None:
         self._require_admin(ctx, workspace)
+        self._recent.clear()
         self.store.revoke_role(principal, workspace, check_role(role).value, ctx.audit_actor())
 
     def list_bindings(self, principal: str | None = None, workspace: str | None = None) -> list[RoleBinding]:
@@ -191,6 +197,19 @@ class IdentityService:
             return self._by_password(user, password)
         raise Unauthenticated(f"Unsupported authorization scheme {scheme!r}: use Bearer or Basic.")
 
+    def recently_verified(self, authorization: str | None) -> Principal | None:
+        """The principal of a bearer token verified in the last seconds, without the database.
+
+        For the HTTP edge, which calls it on the event loop before falling back to
+        :meth:`authenticate` in a thread; see :mod:`conveyor.identity._recent`.
+        """
+        if not authorization:
+            return None
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        return self._recent.get(value.strip(), now_ms())
+
     def _by_token(self, token: str) -> Principal:
         parsed = credentials.parse_token(token)
         found = None if parsed is None else self.store.token_for_check(parsed[0])
@@ -204,6 +223,7 @@ class IdentityService:
         principal = _enabled(principal)
         if record.last_used_at is None or now - record.last_used_at >= TOUCH_INTERVAL_MS:
             self.store.touch_token(record.token_id, now)
+        self._recent.put(token, principal, record.expires_at)
         return principal
 
     def _token_as_password(self, user: str, token: str) -> Principal:

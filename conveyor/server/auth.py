@@ -100,7 +100,9 @@ class AuthMiddleware:
 
     async def _context(self, request: Request) -> RequestContext:
         header = request.headers.get("authorization")
-        principal = await anyio.to_thread.run_sync(self.identity.authenticate, header)
+        principal = self.identity.recently_verified(header) or await anyio.to_thread.run_sync(
+            self.identity.authenticate, header
+        )
         workspace = request_workspace(request.scope)
         permission = required_permission(request.method, request.url.path)
         if permission is not None:

@@ -227,3 +227,37 @@ def test_a_refused_mutation_leaves_no_audit_record(identity: IdentityService, lo
     with pytest.raises(AlreadyExists):
         identity.create_user("alice", local)
     assert len(AuditLog(identity.store.store).read()) == 1
+
+
+def test_recent_verifications_skip_the_database_but_never_outlive_a_revocation_here(
+    identity: IdentityService, local: RequestContext, sql_store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Revoking through this service applies at once; through another process, within the TTL."""
+    identity.create_user("ana", local)
+    identity.grant("ana", Role.CONTRIBUTOR, local)
+    header = f"Bearer {identity.issue_token('ana', local).secret}"
+    assert identity.recently_verified(header) is None
+    assert identity.authenticate(header).name == "ana"
+    assert identity.recently_verified(header).name == "ana"
+    assert identity.recently_verified("Basic YW5hOng=") is None
+
+    other = IdentityService.for_store(sql_store)  # another worker, or the CLI on the database
+    [token] = other.list_tokens("ana")
+    other.revoke_token(token.token_id, local)
+    assert identity.recently_verified(header).name == "ana"  # within the TTL
+    clock = iter([1e12])
+    monkeypatch.setattr("conveyor.identity._recent.time.monotonic", lambda: next(clock))
+    assert identity.recently_verified(header) is None  # past it: asks the database again
+    with pytest.raises(Unauthenticated, match="revoked"):
+        identity.authenticate(header)
+
+
+def test_revoking_through_the_service_forgets_recent_verifications(
+    identity: IdentityService, local: RequestContext
+) -> None:
+    identity.create_user("bo", local)
+    header = f"Bearer {identity.issue_token('bo', local).secret}"
+    identity.authenticate(header)
+    [token] = identity.list_tokens("bo")
+    identity.revoke_token(token.token_id, local)
+    assert identity.recently_verified(header) is None
