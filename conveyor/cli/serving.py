@@ -81,7 +81,26 @@ def serve(
         access_log=False,  # ours is structured and carries the request id
         log_config=log_config(),
         timeout_graceful_shutdown=shutdown_timeout,
+        **server_stack(),
     )
+
+
+def server_stack() -> dict[str, Any]:
+    """uvloop and httptools when installed (``uvicorn[standard]``), else asyncio and h11.
+
+    With httptools, the protocol sends each response's head and body in one write
+    (:mod:`conveyor.serving.uvicorn_http`).
+    """
+    import importlib.util
+
+    stack: dict[str, Any] = {}
+    if importlib.util.find_spec("uvloop") is not None:
+        stack["loop"] = "uvloop"
+    if importlib.util.find_spec("httptools") is not None:
+        from conveyor.serving.uvicorn_http import CoalescingHttpToolsProtocol
+
+        stack["http"] = CoalescingHttpToolsProtocol
+    return stack
 
 
 def _check_sources(deployment: Deployment, settings: Settings) -> None:

@@ -10,9 +10,10 @@ Object model::
         └── shadow (mirrors a share)
 
 - A request comes in through a protocol (``oip.py``, ``invocations.py``), which only
-  decodes and encodes; ``http.handle_infer`` applies the limits, the timeout and the
-  error format; ``runtime.ServingRuntime`` routes, validates (``validation.py``),
-  batches, logs predictions and mirrors to the shadow.
+  decodes and encodes; ``http.answer_infer`` applies the limits, the timeout and the
+  error format (``http.InferenceRoutes`` finds the inference routes before FastAPI);
+  ``runtime.ServingRuntime`` routes, validates (``validation.py``), batches, logs
+  predictions and mirrors to the shadow.
 - ``hotswap.Watcher`` loads every version at start and follows registry aliases.
 - ``metrics.ServingMetrics`` is the ``/metrics`` endpoint, ``openapi.py`` the ``/docs``.
 - ``predlog``, ``feedback`` and ``batch`` (prediction log, ground truth, batch scoring)

@@ -3,8 +3,13 @@
 Each :class:`Batcher` serves one loaded model version. Requests wait in a queue; one
 task on the event loop takes what is queued (whole requests, up to ``max_batch_size``
 rows; a larger request runs alone, never split), optionally waits ``max_wait_s`` for
-more, concatenates the columns, runs ``predict`` in a worker thread so the event loop
-keeps serving, and hands every request exactly its own rows back.
+more, concatenates the columns, runs ``predict``, and hands every request exactly its
+own rows back.
+
+``predict`` runs in a worker thread, so that the event loop keeps serving, unless the
+model's cost (timed at warm-up) says it will take less than ``inline_max_s``: then it
+runs on the event loop, because handing it to a thread and back would cost more than
+the prediction (and a scikit-learn model holds the GIL while it predicts anyway).
 
 No wait is needed for batches to form: while one batch predicts, the requests that
 arrive queue up and become the next batch, so the batch size follows the load on its
@@ -28,14 +33,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from conveyor.serving.served import Outputs
-from conveyor.serving.validation import Columns
+from conveyor.serving.validation import Columns, MatrixColumns
 
 __all__ = ["BatchStats", "Batcher"]
 
-#: ``predict(columns, proba=...)``, called in a worker thread.
+#: ``predict(columns, proba=...)``, called in a worker thread (or inline, when quick).
 PredictFn = Callable[..., Outputs]
 #: Told each batch's size and each request's queue time (for the metrics).
 BatchObserver = Callable[["BatchStats"], None]
+#: Seconds ``predict`` is expected to take on so many rows; None: unknown.
+CostFn = Callable[[int], "float | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +72,10 @@ class Batcher:
         max_batch_size: Most rows in one merged call.
         max_wait_s: How long a forming batch waits for more requests.
         observe: Called after each batch with its :class:`BatchStats`.
+        cost: The expected duration of ``predict`` on n rows (measured at warm-up).
+        inline_max_s: Run ``predict`` on the event loop itself, not in a worker thread,
+            when ``cost`` expects it to take less than this: a tiny model's prediction
+            costs less than the two thread hand-offs (0: always in a thread).
     """
 
     def __init__(
@@ -76,6 +87,8 @@ class Batcher:
         max_batch_size: int = 256,
         max_wait_s: float = 0.0,
         observe: BatchObserver | None = None,
+        cost: CostFn | None = None,
+        inline_max_s: float = 0.0,
     ) -> None:
         self.predict = predict
         self.executor = executor
@@ -83,6 +96,8 @@ class Batcher:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.observe = observe
+        self.cost = cost
+        self.inline_max_s = inline_max_s
         self._queue: deque[_Pending] = deque()
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -103,15 +118,14 @@ class Batcher:
         """
         if self._closing:
             raise RuntimeError("This model version has been retired")
-        loop = asyncio.get_running_loop()
         if not self.merge:
             started = time.perf_counter()
-            outputs = await loop.run_in_executor(self.executor, self._call, columns, proba)
+            outputs = await self._run_predict(columns, rows, proba)
             self._observe(rows, (time.perf_counter() - started,))
             return outputs
         if self._task is None or self._arrived is None:
             raise RuntimeError("Batcher.start() was not called")
-        pending = _Pending(columns, rows, proba, loop.create_future())
+        pending = _Pending(columns, rows, proba, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         self._arrived.set()
         return await pending.future
@@ -167,15 +181,15 @@ class Batcher:
         return batch
 
     async def _predict(self, batch: list[_Pending]) -> None:
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
         live = [p for p in batch if not p.future.done()]
         if not live:
             return
         proba = any(p.proba for p in live)
+        rows = sum(p.rows for p in live)
         try:
             merged = _concat([p.columns for p in live]) if len(live) > 1 else live[0].columns
-            outputs = await loop.run_in_executor(self.executor, self._call, merged, proba)
+            outputs = await self._run_predict(merged, rows, proba)
         except Exception as exc:
             if len(live) == 1:
                 _settle(live[0].future, exc)
@@ -186,18 +200,26 @@ class Batcher:
             for p in live:
                 _settle(p.future, {k: v[start : start + p.rows] for k, v in outputs.items()})
                 start += p.rows
-        self._observe(sum(p.rows for p in live), tuple(started - p.queued_at for p in live))
+        self._observe(rows, tuple(started - p.queued_at for p in live))
 
     async def _one_by_one(self, batch: list[_Pending]) -> None:
         """After a merged batch failed: each request alone, so only the culprit fails."""
-        loop = asyncio.get_running_loop()
         for p in batch:
             try:
-                outputs = await loop.run_in_executor(self.executor, self._call, p.columns, p.proba)
+                outputs = await self._run_predict(p.columns, p.rows, p.proba)
             except Exception as exc:
                 _settle(p.future, exc)
             else:
                 _settle(p.future, outputs)
+
+    async def _run_predict(self, columns: Columns, rows: int, proba: bool) -> Outputs:
+        """``predict`` inline when it is expected to be quick, else in a worker thread."""
+        if self.inline_max_s > 0 and self.cost is not None:
+            expected = self.cost(rows)
+            if expected is not None and expected * (2 if proba else 1) <= self.inline_max_s:
+                return self.predict(columns, proba=proba)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self._call, columns, proba)
 
     def _call(self, columns: Columns, proba: bool) -> Outputs:
         return self.predict(columns, proba=proba)
@@ -208,6 +230,9 @@ class Batcher:
 
 
 def _concat(parts: list[Columns]) -> Columns:
+    merged = MatrixColumns.concat(parts)
+    if merged is not None:
+        return merged
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 

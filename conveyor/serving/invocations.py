@@ -17,21 +17,21 @@ unless the deployment says ``unknown_columns: ignore``.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import orjson
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from conveyor._version import __version__
 from conveyor.serving.errors import FieldProblem, RequestRejected, UnsupportedMediaType
-from conveyor.serving.http import handle_infer, json_response
+from conveyor.serving.http import Answer, InferenceEndpoint, json_answer, json_response
 from conveyor.serving.runtime import InferResult, ServingRuntime
 from conveyor.serving.served import PREDICT, PROBA
-from conveyor.serving.validation import TENSOR_INPUT, InputSpec, RawInputs
+from conveyor.serving.validation import TENSOR_INPUT, InputSpec, MatrixColumns, RawInputs
 
 __all__ = ["FORMATS", "MlflowPayload", "MlflowScoring", "routes"]
 
@@ -67,12 +67,14 @@ class MlflowPayload:
 
 
 class MlflowScoring:
-    """Decoding and encoding for :func:`~conveyor.serving.http.handle_infer`."""
+    """Decoding and encoding for :func:`~conveyor.serving.http.answer_infer`."""
 
     name = "mlflow"
 
-    def media_type(self, headers: Headers) -> str:
+    def media_type(self, headers: Mapping[str, str]) -> str:
         raw = headers.get("content-type")
+        if raw == _JSON:  # the usual case, without parsing
+            return _JSON
         if not raw:
             raise UnsupportedMediaType(f"Send Content-Type {_JSON}, text/csv or application/csv")
         media, *parameters = (part.strip() for part in raw.split(";"))
@@ -89,7 +91,7 @@ class MlflowScoring:
             )
         return media
 
-    def decode(self, media: str, headers: Headers, body: bytes) -> MlflowPayload:
+    def decode(self, media: str, headers: Mapping[str, str], body: bytes) -> MlflowPayload:
         if media in _CSV:
             return MlflowPayload("csv", body)
         try:
@@ -98,6 +100,10 @@ class MlflowScoring:
             raise RequestRejected.one("", "format", f"malformed JSON: {exc}") from None
         if not isinstance(document, dict):
             raise RequestRejected.one("", "format", f"{_REQUIRED}; received a {type(document).__name__}")
+        if len(document) == 1:  # the usual case: one input field and no params
+            (kind,) = document
+            if kind in FORMATS:
+                return MlflowPayload(kind, document[kind])
         present = [key for key in FORMATS if key in document]
         if len(present) != 1:
             raise RequestRejected.one("", "format", f"{_REQUIRED}; received the fields {sorted(document)}")
@@ -111,11 +117,11 @@ class MlflowScoring:
             raise RequestRejected(problems)
         return MlflowPayload(present[0], document[present[0]])
 
-    def encode(self, result: InferResult, payload: Any, request_id: str) -> Response:
+    def encode(self, result: InferResult, payload: Any, request_id: str) -> Answer:
         outputs = {name: array for name, array in result.outputs.items() if name != PROBA}
         if list(outputs) == [PREDICT]:
-            return json_response({"predictions": _jsonable(outputs[PREDICT])})
-        return json_response({"predictions": {name: _jsonable(a) for name, a in outputs.items()}})
+            return json_answer({"predictions": _jsonable(outputs[PREDICT])})
+        return json_answer({"predictions": {name: _jsonable(a) for name, a in outputs.items()}})
 
 
 def routes(runtime: ServingRuntime) -> list[Route]:
@@ -128,10 +134,7 @@ def routes(runtime: ServingRuntime) -> list[Route]:
     async def version(_: Request) -> Response:
         return PlainTextResponse(__version__)
 
-    async def invocations(request: Request) -> Response:
-        params = request.path_params
-        name = params.get("name", runtime.deployment.default)
-        return await handle_infer(request, runtime, wire, name, params.get("version"))
+    invocations = InferenceEndpoint(runtime, wire)
 
     return [
         Route("/ping", ping, methods=["GET"]),
@@ -206,7 +209,7 @@ def rows_to_columns(rows: Any, names: list[str], spec: InputSpec) -> RawInputs:
             and matrix.shape[1] == width
             and matrix.dtype.kind in "iuf"
         ):
-            return {name: matrix[:, j] for j, name in enumerate(names)}
+            return MatrixColumns(matrix, names)
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != width:
             got = f"{len(row)} values" if isinstance(row, list) else type(row).__name__

@@ -9,7 +9,9 @@ apps in one process (tests, or serving beside tracking) never share counters.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -24,6 +26,25 @@ VERSION_LABELS = ("model", "version", "alias", "variant")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 QUEUE_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+
+class InFlight:
+    """A plain count for a gauge read at scrape time: no lock on every request (the event
+    loop is the only writer)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self) -> None:
+        self.value += 1
+
+    def dec(self) -> None:
+        self.value -= 1
+
+    def get(self) -> float:
+        return float(self.value)
 
 
 class ServingMetrics:
@@ -90,11 +111,43 @@ class ServingMetrics:
             registry=r,
         )
 
-    def batch(self, labels: Sequence[str], stats: BatchStats) -> None:
-        self.batch_size.labels(*labels).observe(stats.rows)
+        # Children by label values: ``labels(...)`` costs more than the update itself.
+        self._in_flight: dict[str, InFlight] = {}
+        self._answered: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+    def in_flight_of(self, model: str) -> InFlight:
+        """The count behind one model's ``in_flight`` gauge (read when scraped)."""
+        count = self._in_flight.get(model)
+        if count is None:
+            count = self._in_flight[model] = InFlight()
+            self.in_flight.labels(model).set_function(count.get)
+        return count
+
+    def answered(self, labels: tuple[str, ...] | None, protocol: str, status: int, started: float) -> None:
+        """Count an inference request and time it (``labels``: None for an unknown model)."""
+        key = (labels, protocol, status)
+        children = self._answered.get(key)
+        if children is None:
+            values = labels if labels is not None else ("", "", "", "")
+            children = self._answered[key] = (
+                self.requests.labels(*values, protocol, str(status)),
+                self.request_duration.labels(*values, protocol),
+            )
+        count, duration = children
+        count.inc()
+        duration.observe(time.perf_counter() - started)
+
+    def batch_observer(self, labels: Sequence[str]) -> Callable[[BatchStats], None]:
+        """A :class:`Batcher` ``observe`` callback for one served version."""
+        size = self.batch_size.labels(*labels)
         queue = self.queue_duration.labels(*labels)
-        for seconds in stats.queue_seconds:
-            queue.observe(seconds)
+
+        def observe(stats: BatchStats) -> None:
+            size.observe(stats.rows)
+            for seconds in stats.queue_seconds:
+                queue.observe(seconds)
+
+        return observe
 
     def rejected(self, labels: Sequence[str], problems: Sequence[FieldProblem]) -> None:
         for p in problems:

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -29,12 +28,20 @@ from starlette.routing import Route
 from conveyor._version import __version__
 from conveyor.errors import ConveyorError
 from conveyor.serving.errors import FieldProblem, ModelNotReady, RequestRejected, UnsupportedMediaType
-from conveyor.serving.http import JSON_OPTIONS, error_response, handle_infer, json_response, request_id
+from conveyor.serving.http import (
+    JSON_OPTIONS,
+    Answer,
+    InferenceEndpoint,
+    error_response,
+    json_answer,
+    json_response,
+    request_id,
+)
 from conveyor.serving.oip_codec import datatype_of, decode_tensor, encode_tensor
 from conveyor.serving.runtime import InferResult, ServingRuntime
 from conveyor.serving.served import PROBA
 from conveyor.serving.traffic import ModelRoute
-from conveyor.serving.validation import InputSpec, RawInputs
+from conveyor.serving.validation import InputSpec, MatrixColumns, RawInputs
 
 __all__ = ["OipPayload", "OpenInferenceProtocol", "model_metadata", "routes"]
 
@@ -65,15 +72,16 @@ class OipPayload:
             ((name, array),) = self.tensors.items()
             if array.ndim == 2 and spec.column(name) is None:
                 return _split_matrix(name, array, spec)
-        return {name: _as_column(array) for name, array in self.tensors.items()}
+        columns = {name: _as_column(array) for name, array in self.tensors.items()}
+        return _stacked(columns, spec) or columns
 
 
 class OpenInferenceProtocol:
-    """Decoding and encoding for :func:`~conveyor.serving.http.handle_infer`."""
+    """Decoding and encoding for :func:`~conveyor.serving.http.answer_infer`."""
 
     name = "oip"
 
-    def media_type(self, headers: Headers) -> str:
+    def media_type(self, headers: Mapping[str, str]) -> str:
         media = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if headers.get("inference-header-content-length") is not None:
             return "application/octet-stream"
@@ -81,7 +89,7 @@ class OpenInferenceProtocol:
             raise UnsupportedMediaType(f"Inference requests are {' or '.join(_MEDIA)}, not {media!r}")
         return media or "application/json"
 
-    def decode(self, media: str, headers: Headers, body: bytes) -> OipPayload:
+    def decode(self, media: str, headers: Mapping[str, str], body: bytes) -> OipPayload:
         document, binary = _split_body(headers, body)
         inputs = document.get("inputs")
         if not isinstance(inputs, list) or not inputs:
@@ -110,7 +118,7 @@ class OpenInferenceProtocol:
             binary_output=parameters.get("binary_data_output") is True,
         )
 
-    def encode(self, result: InferResult, payload: Any, request_id: str) -> Response:
+    def encode(self, result: InferResult, payload: Any, request_id: str) -> Answer:
         assert isinstance(payload, OipPayload)
         outputs = result.outputs
         wanted = payload.requested or [(n, payload.binary_output) for n in outputs if n != PROBA]
@@ -134,12 +142,13 @@ class OpenInferenceProtocol:
         if payload.id is not None:
             body["id"] = payload.id
         if not buffers:
-            return json_response(body)
+            return json_answer(body)
         header = orjson.dumps(body, option=JSON_OPTIONS)
-        return Response(
+        return Answer(
+            200,
             header + b"".join(buffers),
-            media_type="application/octet-stream",
-            headers={"Inference-Header-Content-Length": str(len(header))},
+            b"application/octet-stream",
+            ((b"inference-header-content-length", str(len(header)).encode()),),
         )
 
 
@@ -204,9 +213,7 @@ def routes(runtime: ServingRuntime) -> list[Route]:
             return error_response(exc, request_id(request.scope))
         return json_response({"name": route.name, "ready": is_ready}, 200 if is_ready else 503)
 
-    async def infer(request: Request) -> Response:
-        params = request.path_params
-        return await handle_infer(request, runtime, wire, params["name"], params.get("version"))
+    infer = InferenceEndpoint(runtime, wire)
 
     model = "/v2/models/{name}"
     version = "/v2/models/{name}/versions/{version}"
@@ -223,7 +230,7 @@ def routes(runtime: ServingRuntime) -> list[Route]:
     ]
 
 
-def _split_body(headers: Headers, body: bytes) -> tuple[dict[str, Any], memoryview]:
+def _split_body(headers: Mapping[str, str], body: bytes) -> tuple[dict[str, Any], memoryview]:
     """The JSON header as a dict, and the binary data after it."""
     declared = headers.get("inference-header-content-length")
     size = len(body)
@@ -267,6 +274,23 @@ def _as_column(array: np.ndarray) -> np.ndarray:
     return array.reshape(-1) if array.ndim == 2 and array.shape[1] == 1 else array
 
 
+def _stacked(columns: dict[str, np.ndarray], spec: InputSpec) -> MatrixColumns | None:
+    """One tensor per field, every one a column of the signature's float dtype and of one
+    length: the columns as one matrix, which validation checks at once. Else None."""
+    dtype = spec.matrix_dtype
+    if dtype is None or len(columns) != len(spec.names):
+        return None
+    arrays = []
+    for name in spec.names:
+        array = columns.get(name)
+        if array is None or array.dtype != dtype or array.ndim != 1:
+            return None
+        arrays.append(array)
+    if len({len(a) for a in arrays}) != 1:
+        return None
+    return MatrixColumns(np.column_stack(arrays), spec.names)
+
+
 def _split_matrix(name: str, array: np.ndarray, spec: InputSpec) -> RawInputs:
     if array.shape[1] != len(spec.columns):
         raise RequestRejected.one(
@@ -275,4 +299,4 @@ def _split_matrix(name: str, array: np.ndarray, spec: InputSpec) -> RawInputs:
             f"input {name!r} has {array.shape[1]} columns; "
             f"the model takes {len(spec.columns)}: {list(spec.names)}",
         )
-    return {column: array[:, j] for j, column in enumerate(spec.names)}
+    return MatrixColumns(array, spec.names)

@@ -46,8 +46,15 @@ _BY_DTYPE = {v: k for k, v in DATATYPES.items() if k != "BYTES"}
 
 def datatype_of(dtype: np.dtype | str) -> str:
     """The OIP datatype of a NumPy dtype (or signature dtype name); text and the rest are ``BYTES``."""
-    name = np.dtype(dtype).name if not isinstance(dtype, str) or dtype in _BY_DTYPE else dtype
-    return _BY_DTYPE.get(name, "BYTES")
+    found = _DATATYPE_OF.get(dtype)
+    if found is None:
+        name = np.dtype(dtype).name if not isinstance(dtype, str) or dtype in _BY_DTYPE else dtype
+        found = _DATATYPE_OF[dtype] = _BY_DTYPE.get(name, "BYTES")
+    return found
+
+
+#: ``datatype_of``'s answers (NumPy computes a dtype's name in Python, on every call).
+_DATATYPE_OF: dict[np.dtype | str, str] = {}
 
 
 def decode_tensor(spec: Any, binary: memoryview, offset: int) -> tuple[str, np.ndarray, int]:
@@ -121,10 +128,23 @@ def _from_json(name: str, datatype: str, data: Any) -> np.ndarray:
         ) from None
     if datatype == "BYTES":
         flat = np.asarray([_text(v) if isinstance(v, bytes) else v for v in flat.tolist()], dtype=object)
-    converted = convert(Column(name, DATATYPES[datatype], allow_nan=True), flat)
+    converted = convert(_column(name, datatype), flat)
     if isinstance(converted, FieldProblem):
         raise RequestRejected([converted])
     return converted
+
+
+_COLUMNS: dict[tuple[str, str], Column] = {}
+
+
+def _column(name: str, datatype: str) -> Column:
+    """The field a tensor's data is checked as (cached: tensors keep their names)."""
+    column = _COLUMNS.get((name, datatype))
+    if column is None:
+        if len(_COLUMNS) >= 4096:  # names are the client's: never let them grow the cache
+            _COLUMNS.clear()
+        column = _COLUMNS[name, datatype] = Column(name, DATATYPES[datatype], allow_nan=True)
+    return column
 
 
 def _from_binary(name: str, datatype: str, raw: memoryview) -> np.ndarray:

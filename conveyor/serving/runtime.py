@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from conveyor.serving.batching import Batcher
+from conveyor.serving.deadlines import Deadlines
 from conveyor.serving.deployment import Deployment
 from conveyor.serving.errors import ModelNotFound, PredictFailed, RequestRejected
 from conveyor.serving.hotswap import Watcher
@@ -77,6 +78,8 @@ class ServingRuntime:
         self.executor = ThreadPoolExecutor(deployment.predict_threads, thread_name_prefix="conveyor-predict")
         self.prediction_log: Any = None
         self.watcher = Watcher(self, deployment.poll_interval_s)
+        #: Every request's timeout, on one timer (see :mod:`conveyor.serving.deadlines`).
+        self.deadlines = Deadlines()
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -147,7 +150,9 @@ class ServingRuntime:
             merge=config.enabled if config.enabled is not None else served.vectorizes,
             max_batch_size=config.max_batch_size,
             max_wait_s=config.max_wait_ms / 1000,
-            observe=lambda stats: self.metrics.batch(labels, stats),
+            observe=self.metrics.batch_observer(labels),
+            cost=served.predict_seconds,
+            inline_max_s=config.inline_max_ms / 1000,
         )
         served.batcher.start()
         self.metrics.model_load.labels(*labels).set(served.load_seconds)

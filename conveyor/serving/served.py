@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from conveyor.serving.validation import TENSOR_INPUT, Columns, InputSpec, columns_of
+from conveyor.serving.validation import TENSOR_INPUT, Columns, InputSpec, MatrixColumns, columns_of
 
 if TYPE_CHECKING:
     from conveyor.models import LoadedModel
@@ -67,6 +68,8 @@ class ServedModel:
     #: silently (see :func:`_cheapest_form`).
     native: Any = field(default=None, repr=False)
     batcher: Batcher | None = field(default=None, repr=False)
+    #: ``predict``'s cost, measured at warm-up: seconds per call and per row (None: unknown).
+    cost: tuple[float, float] | None = None
     #: Requests that hold this model now; it is closed when it is retired and this is 0.
     in_flight: int = 0
     retired: bool = False
@@ -79,8 +82,16 @@ class ServedModel:
     def vectorizes(self) -> bool:
         return self.flavor in VECTORIZED_FLAVORS and self.spec.kind != "free"
 
+    def predict_seconds(self, rows: int) -> float | None:
+        """How long ``predict`` is expected to take on ``rows`` rows; None: not measured."""
+        if self.cost is None:
+            return None
+        per_call, per_row = self.cost
+        return per_call + per_row * rows
+
     def predict(self, columns: Columns, *, proba: bool = False) -> Outputs:
-        """The model's outputs for checked ``columns``; runs in a worker thread.
+        """The model's outputs for checked ``columns``; in a worker thread, or on the event
+        loop when quick (see :mod:`~conveyor.serving.batching`).
 
         Raises:
             Exception: whatever the model raises.
@@ -106,6 +117,8 @@ class ServedModel:
         if form == "dict":
             return columns
         if form == "matrix":
+            if isinstance(columns, MatrixColumns):
+                return columns.matrix
             return np.column_stack(list(columns.values()))
         return _frame(columns)
 
@@ -136,7 +149,9 @@ def prepare(served: ServedModel) -> ServedModel:
     try:
         columns = spec.validate(columns_of(example)) if example is not None else spec.synthetic_row()
         columns = {name: array[:1] for name, array in columns.items()}
+        started = time.perf_counter()
         outputs = served.predict(columns, proba=True)
+        first = time.perf_counter() - started
     except Exception:
         if example is not None:
             raise
@@ -150,7 +165,46 @@ def prepare(served: ServedModel) -> ServedModel:
     served.output_meta = {name: (a.dtype, a.shape[1:]) for name, a in outputs.items()}
     if spec.kind == "dataframe" and served.flavor in VECTORIZED_FLAVORS:
         _cheapest_form(served, columns, outputs)
+    if first <= COST_BUDGET_S:
+        served.cost = _measure_cost(served, columns)
     return served
+
+
+#: Rows of the larger of the two predictions that measure a model's cost.
+COST_ROWS = 64
+#: Most time spent measuring (a slow model gets one call on one row).
+COST_BUDGET_S = 0.05
+
+
+def _measure_cost(served: ServedModel, row: Columns) -> tuple[float, float] | None:
+    """``(seconds per call, seconds per row)`` of ``predict``: the fastest of a few calls on
+    one row and on :data:`COST_ROWS` rows (the fastest, because a busy machine only adds)."""
+    try:
+        one = _fastest(served, row)
+        if one is None:
+            return None
+        many = _fastest(served, {name: np.repeat(a, COST_ROWS, axis=0) for name, a in row.items()})
+    except Exception:
+        log.debug("Could not time %s (%s)", served.model, served.version, exc_info=True)
+        return None
+    if many is None:
+        return None  # 64 rows take over 50 ms: never quick enough to run inline
+    per_row = max(0.0, (many - one) / (COST_ROWS - 1))
+    return max(0.0, one - per_row), per_row
+
+
+def _fastest(served: ServedModel, columns: Columns, repeats: int = 5) -> float | None:
+    """The fastest of up to ``repeats`` calls, within :data:`COST_BUDGET_S` (None: over it)."""
+    best = float("inf")
+    spent = 0.0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        served.predict(columns)
+        took = time.perf_counter() - started
+        best, spent = min(best, took), spent + took
+        if spent > COST_BUDGET_S:
+            break
+    return best if best <= COST_BUDGET_S else None
 
 
 def _cheapest_form(served: ServedModel, columns: Columns, reference: Outputs) -> None:
