@@ -6,14 +6,8 @@ signature the way docs/registry.md tells receivers to.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import mlflow
@@ -26,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 
 from conveyor.registry.webhooks import WebhookService
 from conveyor.store.sql.store import SqlStore
+from conveyor.testing.webhooks import WebhookReceiver, verified
 
 from .conftest import Server
 
@@ -36,51 +31,10 @@ WEBHOOKS = "/api/2.0/mlflow/webhooks"
 VERSION_CREATED = {"entity": "MODEL_VERSION", "action": "CREATED"}
 
 
-class Receiver:
-    """Records every POST (headers, raw body) and answers 200."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        received = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def wait_for(self, count: int, timeout: float = 15.0) -> list[dict[str, object]]:
-        """The first ``count`` bodies, each after checking its signature; the server sends every 2 s."""
-        deadline = time.monotonic() + timeout
-        while len(self.requests) < count and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert len(self.requests) >= count, f"got {len(self.requests)} deliveries, expected {count}"
-        return [verified(SECRET, headers, body) for headers, body in self.requests[:count]]
-
-
-def verified(secret: str, headers: dict[str, str], body: bytes) -> dict[str, object]:
-    """The receiver's check from docs/registry.md: HMAC-SHA256 of the raw body, in constant time."""
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, headers["x-conveyor-signature"]):
-        raise AssertionError("bad webhook signature")
-    return json.loads(body)
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-    thread = threading.Thread(target=found.server.serve_forever, daemon=True)
-    thread.start()
-    yield found
-    found.server.shutdown()
-    found.server.server_close()
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as found:
+        yield found
 
 
 @pytest.fixture
@@ -99,7 +53,7 @@ def _name() -> str:
 
 
 def test_lifecycle_through_the_client_never_shows_the_secret(
-    client: mlflow.MlflowClient, hooks: WebhookService, receiver: Receiver
+    client: mlflow.MlflowClient, hooks: WebhookService, receiver: WebhookReceiver
 ) -> None:
     name = _name()
     created = client.create_webhook(name, receiver.url, ["model_version.created"], secret=SECRET)
@@ -138,7 +92,7 @@ def test_lifecycle_through_the_client_never_shows_the_secret(
 
 
 def test_creating_a_version_sends_a_signed_delivery(
-    client: mlflow.MlflowClient, hooks: WebhookService, receiver: Receiver
+    client: mlflow.MlflowClient, hooks: WebhookService, receiver: WebhookReceiver
 ) -> None:
     client.create_webhook(
         _name(), receiver.url, ["model_version.created", "model_version_alias.created"], secret=SECRET
@@ -154,7 +108,7 @@ def test_creating_a_version_sends_a_signed_delivery(
     version = client.create_model_version(model, f"models:/{logged.model_id}")
     client.set_registered_model_alias(model, "challenger", version.version)
 
-    created, moved = receiver.wait_for(2)
+    created, moved = receiver.wait_for(2, SECRET)
     assert created["event"] == "model_version.created"
     assert created["data"]["model"] == model and created["data"]["version"] == 1  # type: ignore[index]
     assert moved["event"] == "alias.moved"

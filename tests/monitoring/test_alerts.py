@@ -8,10 +8,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from conveyor.monitoring.points import MonitorPoint
 from conveyor.registry.webhooks import WebhookDispatcher, WebhookService
 from conveyor.store.sql.audit import AuditLog
 from conveyor.store.sql.monitoring_entities import AlertRule, AlertState
+from conveyor.testing.webhooks import WebhookReceiver
 from tests.monitoring.monitor_fixtures import (  # noqa: F401 - fixtures by name
     END,
     Served,
@@ -38,38 +37,10 @@ SECRET = "monitor-secret-0123456789"
 EVENTS = ["monitoring.alert.opened", "monitoring.alert.resolved", "monitoring.retrain.suggested"]
 
 
-class Receiver:
-    """An HTTP server on 127.0.0.1 that records what it is sent and answers 200."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        received = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-
-    def events(self) -> list[str]:
-        return [headers["x-conveyor-event"] for headers, _ in self.requests]
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-    thread = threading.Thread(target=found.server.serve_forever, daemon=True)
-    thread.start()
-    yield found
-    found.server.shutdown()
-    found.server.server_close()
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as found:
+        yield found
 
 
 def rule(
@@ -127,7 +98,7 @@ def test_rules_are_checked(served_sqlite: Served) -> None:
         alerts.add_rule(ctx, "no-such-model", "share_drifted", ">", 0.3)
 
 
-def verify(receiver: Receiver) -> list[dict[str, object]]:
+def verify(receiver: WebhookReceiver) -> list[dict[str, object]]:
     """Every request's signature is the HMAC-SHA256 of its raw body under the secret."""
     bodies = []
     for headers, body in receiver.requests:
@@ -138,7 +109,7 @@ def verify(receiver: Receiver) -> list[dict[str, object]]:
 
 
 def test_breach_opens_once_with_signed_webhooks_and_resolves_when_it_clears(
-    backend: str, tmp_path: Path, model_dir: Path, receiver: Receiver
+    backend: str, tmp_path: Path, model_dir: Path, receiver: WebhookReceiver
 ) -> None:
     ctx, _ = open_context(backend, tmp_path)  # events: the webhooks' outbox
     hooks = WebhookService(ctx.store)

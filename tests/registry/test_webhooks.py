@@ -6,9 +6,7 @@ import hashlib
 import hmac
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -27,43 +25,15 @@ from conveyor.registry.webhooks import (
 )
 from conveyor.store.sql import schema_webhooks
 from conveyor.store.sql.audit import AuditLog
+from conveyor.testing.webhooks import WebhookReceiver
 
 SECRET = "s3cret-s3cret-s3cret"
 
 
-class Receiver:
-    """A tiny HTTP server on 127.0.0.1 that records requests and answers scripted statuses."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.statuses: list[int] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def payloads(self) -> list[dict[str, object]]:
-        return [json.loads(body) for _, body in self.requests]
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-    found.thread.start()
-    yield found
-    found.server.shutdown()
-    found.server.server_close()
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as found:
+        yield found
 
 
 @pytest.fixture
@@ -91,7 +61,7 @@ def test_alias_move_is_delivered_signed_with_its_payload(
     registry: RegistryService,
     webhooks: WebhookService,
     dispatcher: WebhookDispatcher,
-    receiver: Receiver,
+    receiver: WebhookReceiver,
     name: str,
     model_dir: Path,
 ) -> None:
@@ -126,7 +96,7 @@ def test_version_created_and_alias_deleted_events(
     registry: RegistryService,
     webhooks: WebhookService,
     dispatcher: WebhookDispatcher,
-    receiver: Receiver,
+    receiver: WebhookReceiver,
     name: str,
     model_dir: Path,
 ) -> None:
@@ -146,7 +116,7 @@ def test_approval_events_carry_the_approval_id(
     registry: RegistryService,
     webhooks: WebhookService,
     dispatcher: WebhookDispatcher,
-    receiver: Receiver,
+    receiver: WebhookReceiver,
     name: str,
     model_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -180,7 +150,7 @@ def test_a_500_is_retried_then_delivered(
     registry: RegistryService,
     webhooks: WebhookService,
     dispatcher: WebhookDispatcher,
-    receiver: Receiver,
+    receiver: WebhookReceiver,
     name: str,
 ) -> None:
     webhooks.create(f"flaky-{name}", receiver.url, ["alias.moved", "model_version.created"], secret=SECRET)
@@ -252,7 +222,7 @@ def test_a_rolled_back_change_queues_nothing(
 
 
 def test_secret_is_never_listed_and_input_is_checked(
-    registry: RegistryService, webhooks: WebhookService, name: str, receiver: Receiver
+    registry: RegistryService, webhooks: WebhookService, name: str, receiver: WebhookReceiver
 ) -> None:
     created = webhooks.create(f"list-{name}", receiver.url, ["alias.moved"], secret=SECRET)
     listed = [w.to_json() for w in webhooks.list_webhooks()]
@@ -273,7 +243,9 @@ def test_secret_is_never_listed_and_input_is_checked(
         webhooks.get(f"list-{name}")
 
 
-def test_cli_create_list_deliveries_delete(webhooks: WebhookService, receiver: Receiver, name: str) -> None:
+def test_cli_create_list_deliveries_delete(
+    webhooks: WebhookService, receiver: WebhookReceiver, name: str
+) -> None:
     runner = CliRunner()
     created = runner.invoke(
         app,
@@ -315,7 +287,7 @@ def test_a_disabled_webhook_gets_no_new_deliveries(
 
 
 def test_update_changes_all_or_nothing_and_audits_a_rotation(
-    registry: RegistryService, webhooks: WebhookService, name: str, receiver: Receiver
+    registry: RegistryService, webhooks: WebhookService, name: str, receiver: WebhookReceiver
 ) -> None:
     """What MLflow's update_webhook needs: by id, every field, one audited transaction."""
     created = webhooks.create(f"up-{name}", free_url(), ["alias.moved"], secret=SECRET, status="disabled")
