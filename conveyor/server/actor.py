@@ -15,6 +15,7 @@ scopes every query the request makes.
 from __future__ import annotations
 
 import uuid
+from urllib.parse import parse_qs
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +27,8 @@ from conveyor.store.actor import acting_as
 
 #: Longest request id kept (the audit log's column); a longer client id is cut.
 MAX_REQUEST_ID = 100
+#: The Prometheus route, which may also name the workspace in its query string.
+METRICS_PATH = "/metrics"
 #: Request headers that name the workspace, first found wins.
 WORKSPACE_HEADERS = (b"x-conveyor-workspace", b"x-mlflow-workspace")
 
@@ -73,13 +76,20 @@ def request_context(scope: Scope) -> RequestContext:
 
 
 def request_workspace(scope: Scope) -> str:
-    """The workspace the request names in a header, checked; ``default`` when none does.
+    """The workspace the request names, checked; ``default`` when it names none.
+
+    A header names it; so may ``?workspace=`` on ``/metrics``, because Prometheus sets
+    query parameters per scrape job (``params:``) where it cannot always set headers.
 
     Raises:
-        InvalidInput: the header holds no valid workspace name.
+        InvalidInput: the header or parameter holds no valid workspace name.
     """
     headers = dict(scope.get("headers") or [])
     for name in WORKSPACE_HEADERS:
         if value := headers.get(name, b"").decode("latin-1").strip():
+            return check_name(value)
+    if scope.get("path") == METRICS_PATH:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if value := (query.get("workspace") or [""])[-1].strip():
             return check_name(value)
     return DEFAULT_WORKSPACE

@@ -162,3 +162,22 @@ def test_metrics_need_read_permission_with_auth(store: SqlStore, tmp_path: Path)
         response = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert "conveyor_monitoring_collect_success" in response.text
+
+
+def test_a_scrape_names_its_workspace_in_the_query_string(store: SqlStore, tmp_path: Path) -> None:
+    """Prometheus sets ``params`` per job where it cannot set headers: ``/metrics?workspace=``."""
+    identity, local = IdentityService.for_store(store), RequestContext.local()
+    identity.create_workspace("team-a", local)
+    identity.create_user("scraper", local)
+    identity.grant("scraper", Role.VIEWER, local, "team-a")
+    auth = {"Authorization": f"Bearer {identity.issue_token('scraper', local).secret}"}
+    service = TrackingService(store, ArtifactStore(str(tmp_path / "a")))
+    with TestClient(create_app(Settings(auth=True), service=service)) as client:
+        assert client.get("/metrics", headers=auth).status_code == 403  # default: no role there
+        assert client.get("/metrics", params={"workspace": "team-a"}, headers=auth).status_code == 200
+        assert client.get("/metrics", params={"workspace": "../etc"}, headers=auth).status_code == 400
+        # Only /metrics reads the parameter: elsewhere the workspace is the header's (default).
+        searched = client.get(
+            "/api/2.0/mlflow/experiments/search", params={"workspace": "team-a"}, headers=auth
+        )
+        assert searched.status_code == 403
