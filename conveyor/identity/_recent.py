@@ -44,9 +44,10 @@ class RecentTokens:
             return principal
 
     def put(self, token: str, principal: Principal, expires_at: int | None) -> None:
+        key = _key(token)
         with self._lock:
-            self._entries[_key(token)] = (time.monotonic() + self.ttl_s, expires_at, principal)
-            self._entries.move_to_end(_key(token))
+            self._entries[key] = (time.monotonic() + self.ttl_s, expires_at, principal)
+            self._entries.move_to_end(key)
             while len(self._entries) > _SIZE:
                 self._entries.popitem(last=False)
 

@@ -122,8 +122,8 @@ class SqlApprovalStore:
         """Requests, newest first, optionally of one status or model (by its current name)."""
         table = a.approval_requests
         query = select(table).order_by(table.c.requested_at.desc(), table.c.id).limit(limit)
-        if in_workspace := scope.workspace_is(r.registered_models.c.workspace):
-            query = query.where(table.c.model_id.in_(select(r.registered_models.c.id).where(*in_workspace)))
+        models = r.registered_models
+        query = query.where(*scope.owned_by(table.c.model_id, models.c.id, models.c.workspace))
         if status is not None:
             query = query.where(table.c.status == status.value)
         with self.store._read() as conn:

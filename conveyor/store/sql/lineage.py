@@ -139,8 +139,7 @@ class LineageStore:
             ArtifactNotFound: nothing matches.
         """
         table, runs = s.pipeline_artifacts, s.pipeline_runs
-        in_workspace = scope.workspace_is(runs.c.workspace)
-        visible = [table.c.run_id.in_(select(runs.c.id).where(*in_workspace))] if in_workspace else []
+        visible = scope.owned_by(table.c.run_id, runs.c.id, runs.c.workspace)
         with self.store._read() as conn:
             found = _first_use_per_hash(conn, and_(table.c.path == ref, *visible))
             if not found and _HEX.fullmatch(ref) and len(ref) >= MIN_SHA_PREFIX:

@@ -45,10 +45,7 @@ _MAX_ERROR = 4000
 
 def models_visible(column: Any) -> list[ColumnElement[bool]]:
     """``column`` (a model name) names a registered model of the caller's workspace."""
-    owned = scope.workspace_is(r.registered_models.c.workspace)
-    if not owned:
-        return []
-    return [column.in_(select(r.registered_models.c.name).where(*owned))]
+    return scope.owned_by(column, r.registered_models.c.name, r.registered_models.c.workspace)
 
 
 def check_model(conn: Connection, model: str) -> None:

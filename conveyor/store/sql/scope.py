@@ -28,18 +28,19 @@ def workspace_is(column: Any) -> list[ColumnElement[bool]]:
     return [] if workspace is None else [column == workspace]
 
 
-def experiment_visible(experiment_id_column: Any) -> list[ColumnElement[bool]]:
-    """``experiment_id_column`` names an experiment of the caller's workspace.
+def owned_by(column: Any, owner_key: Any, owner_workspace: Any) -> list[ColumnElement[bool]]:
+    """``column`` names an owner (by ``owner_key``) whose ``owner_workspace`` is the caller's.
 
-    For tables that belong to an experiment (runs, logged models, datasets): one indexed
+    For tables that belong to an experiment, a model or a pipeline run: one indexed
     subquery instead of a join, so the statements that use it keep their shape.
     """
-    workspace = current_workspace()
-    if workspace is None:
-        return []
-    return [
-        experiment_id_column.in_(select(s.experiments.c.id).where(s.experiments.c.workspace == workspace))
-    ]
+    in_workspace = workspace_is(owner_workspace)
+    return [column.in_(select(owner_key).where(*in_workspace))] if in_workspace else []
+
+
+def experiment_visible(experiment_id_column: Any) -> list[ColumnElement[bool]]:
+    """``experiment_id_column`` names an experiment of the caller's workspace (runs, logged models)."""
+    return owned_by(experiment_id_column, s.experiments.c.id, s.experiments.c.workspace)
 
 
 def runs_visible() -> list[ColumnElement[bool]]:
